@@ -1,0 +1,30 @@
+# Two entry points (see README): `make book` builds the book, `make test` runs the tests.
+# Both create the virtual environment from requirements.txt on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: book test env assets clean
+
+env: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+assets:
+	bash scripts/vendor_assets.sh
+
+book: env assets
+	$(VENV)/bin/jupyter-book build . --builder html -W --keep-going
+	@echo "book: open _build/html/index.html"
+
+test: env
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf _build
