@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Puts the browser assets the book needs into _static/vendor/ so the built pages work offline.
+# Puts the browser assets the book needs into _assets/vendor/ so the built pages work offline.
 # MathJax comes from the npm registry as a pinned package; nothing is fetched when a page is read.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MATHJAX_VERSION=3.2.2
-dest=_static/vendor/mathjax
+dest=_assets/vendor/mathjax
 stamp="$dest/.version"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$MATHJAX_VERSION" ]; then
   exit 0
