@@ -1,0 +1,540 @@
+"""Fitting scaling laws to run tables: multi-start, bootstrap, reports.
+
+Two objectives:
+
+``"lsq"``
+    Plain least squares on the target (on its logarithm for laws whose
+    ``fit_space`` is ``"log"``, such as :data:`~scaling_lib.laws.POWER`).
+    This is the protocol of Gadre et al. (2024), whose code (the public
+    ``mlfoundations/scaling`` repository, ``scaling/laws.py``) fits eq. (4)
+    with ``scipy.optimize.curve_fit`` on raw losses from a grid of 128
+    initial points and keeps the fit with the smallest residual.
+``"huber_log"``
+    Hoffmann et al. (2022) approach 3: minimise the Huber loss
+    (``delta = 1e-3``) of ``log(prediction) - log(target)``. It down-weights
+    outliers and treats errors as relative rather than absolute.
+
+Both run a bounded trust-region optimiser (``scipy.optimize.least_squares``)
+from every point of the law's start grid. For each grid value of the
+nonlinear parameters (the exponents) the parameters the law is linear in are
+first solved exactly by bounded linear least squares, so every start is
+already the best point on its slice of parameter space; this is why a grid
+of a few exponents replaces the paper's 128 blind starts. A start that raises
+or fails to converge is recorded and counted, never fatal.
+
+Uncertainty comes from a bootstrap over runs: resample the rows with
+replacement, refit from the full-data optimum (one warm start), and take
+quantiles of parameters (:meth:`FitResult.ci`) or predictions
+(:meth:`FitResult.predict`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import OptimizeWarning, least_squares, lsq_linear
+
+from scaling_lib.laws import Law
+
+OBJECTIVES = ("lsq", "huber_log")
+"""Objectives accepted by :func:`fit`."""
+
+DEFAULT_N_BOOT = 200
+"""Bootstrap replicates run on demand when an interval is asked for and none were run."""
+
+_TINY = 1e-300
+
+
+class FitInputError(ValueError):
+    """Data that cannot be fitted: a missing column, NaN or non-positive values, too few runs."""
+
+
+# --- data preparation ------------------------------------------------------------------------
+
+
+def _run_labels(data, run_id_column: str) -> np.ndarray:
+    if isinstance(data, pd.DataFrame) and run_id_column in data.columns:
+        return data[run_id_column].astype(str).to_numpy()
+    if isinstance(data, pd.DataFrame):
+        return np.array([f"row {i}" for i in data.index])
+    n = len(next(iter(data.values()))) if len(data) else 0
+    return np.array([f"row {i}" for i in range(n)])
+
+
+def _column(data, column: str, role: str) -> np.ndarray:
+    columns = list(data.columns) if isinstance(data, pd.DataFrame) else list(data)
+    if column not in columns:
+        raise FitInputError(f"column {column!r} ({role}) is not in the data; available columns: {columns}")
+    try:
+        return np.asarray(data[column], dtype=float).ravel()
+    except (TypeError, ValueError) as exc:
+        raise FitInputError(f"column {column!r} ({role}) is not numeric: {exc}") from None
+
+
+def _check_values(values: np.ndarray, column: str, labels: np.ndarray, positive: bool) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise FitInputError(
+            f"column {column!r} has NaN or infinite values for run(s) {list(labels[bad][:5])}"
+        )
+    if positive:
+        bad = values <= 0
+        if bad.any():
+            raise FitInputError(
+                f"column {column!r} must be positive; non-positive values for run(s) {list(labels[bad][:5])}"
+            )
+
+
+def _prepare(law: Law, data, target: str, inputs: Mapping | None, objective: str, run_id_column: str):
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; choose one of {OBJECTIVES}")
+    mapping = {name: name for name in law.inputs}
+    for key, column in (inputs or {}).items():
+        if key not in mapping:
+            raise FitInputError(f"law {law.name} has no input {key!r}; its inputs are {law.inputs}")
+        mapping[key] = column
+    labels = _run_labels(data, run_id_column)
+    x = {}
+    for name, column in mapping.items():
+        values = _column(data, column, f"input {name!r} of law {law.name}")
+        _check_values(values, column, labels, positive=True)
+        x[name] = values
+    y = _column(data, target, "fit target")
+    positive_target = objective == "huber_log" or law.fit_space == "log"
+    _check_values(y, target, labels, positive=positive_target)
+    n, k = y.size, law.n_params
+    if n < k:
+        raise FitInputError(
+            f"fewer data points ({n}) than parameters ({k}: {', '.join(law.param_names)}) for law {law.name}"
+        )
+    return mapping, x, y, labels
+
+
+# --- objective and single fits -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Problem:
+    law: Law
+    x: dict
+    y: np.ndarray
+    objective: str
+    delta: float
+
+    @property
+    def log_residuals(self) -> bool:
+        return self.objective == "huber_log" or self.law.fit_space == "log"
+
+    def residuals(self, p: np.ndarray) -> np.ndarray:
+        pred = self.law.function(p, self.x)
+        if self.log_residuals:
+            return np.log(np.maximum(pred, _TINY)) - np.log(self.y)
+        return pred - self.y
+
+    def value(self, p: np.ndarray) -> float:
+        """The objective minimised: RSS for lsq, summed Huber loss for huber_log."""
+        r = self.residuals(p)
+        if self.objective == "lsq":
+            return float(np.sum(r * r))
+        a = np.abs(r)
+        return float(np.sum(np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))))
+
+    def subset(self, idx: np.ndarray) -> _Problem:
+        return _Problem(self.law, {k: v[idx] for k, v in self.x.items()}, self.y[idx], self.objective, self.delta)
+
+    def solve(self, p0: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_nfev: int | None):
+        kwargs = {"loss": "huber", "f_scale": self.delta} if self.objective == "huber_log" else {}
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)
+            return least_squares(
+                self.residuals, p0, bounds=(lo, hi), method="trf", x_scale="jac", max_nfev=max_nfev, **kwargs
+            )
+
+
+def _inside(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Clip into the open box so the trust-region solver accepts the start."""
+    span = np.where(np.isfinite(hi - lo), hi - lo, np.maximum(np.abs(p), 1.0))
+    return np.clip(p, lo + 1e-9 * span, hi - 1e-9 * span)
+
+
+def _profiled_start(law: Law, grid_point: Mapping, x: dict, y: np.ndarray, lo, hi) -> np.ndarray:
+    """A full start: gridded values, the linear parameters solved by bounded least squares."""
+    p = np.array([0.5 * (l + h) if np.isfinite(l + h) else max(l, 0.0) + 1.0 for l, h in zip(lo, hi)])
+    for name, value in grid_point.items():
+        p[law.param_names.index(name)] = value
+    if law.basis is not None and law.linear_params:
+        idx = [law.param_names.index(n) for n in law.linear_params]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            X = law.basis(p, x)
+        if np.all(np.isfinite(X)):
+            sol = lsq_linear(X, y, bounds=(lo[idx], hi[idx]))
+            p[idx] = sol.x
+    return p
+
+
+# --- result ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A fitted law with its data, every start and a bootstrap over runs.
+
+    Attributes
+    ----------
+    law : Law
+    target : str
+        Column fitted.
+    inputs : dict
+        ``{law_input: column}`` used.
+    objective : str
+    params : dict
+        Best parameters.
+    n_data, n_params, dof : int
+        Runs, parameters and degrees of freedom ``n_data - n_params``.
+    residuals : numpy.ndarray
+        ``target - prediction`` per run, in the target's own units.
+    run_ids : numpy.ndarray
+    starts : pandas.DataFrame
+        One row per start: ``start_<p>``, ``final_<p>``, ``objective``,
+        ``success``, ``nfev``, ``message``.
+    success : bool
+        At least one start converged.
+    seed : int
+        Seed of the bootstrap.
+    """
+
+    law: Law
+    target: str
+    inputs: dict
+    objective: str
+    params: dict
+    n_data: int
+    n_params: int
+    dof: int
+    residuals: np.ndarray
+    run_ids: np.ndarray
+    starts: pd.DataFrame
+    success: bool
+    seed: int
+    delta: float
+    _problem: _Problem = field(repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    # -- summaries of the fit itself
+    @property
+    def n_starts(self) -> int:
+        """Starts tried."""
+        return len(self.starts)
+
+    @property
+    def n_failed_starts(self) -> int:
+        """Starts that raised or did not converge."""
+        return int((~self.starts["success"].astype(bool)).sum())
+
+    @property
+    def objective_value(self) -> float:
+        """Minimised objective at the best parameters."""
+        return self._problem.value(self.law.param_array(self.params))
+
+    @property
+    def rss(self) -> float:
+        """Residual sum of squares of the target (its own units)."""
+        return float(np.sum(self.residuals**2))
+
+    @property
+    def rmse(self) -> float:
+        """Root mean squared residual."""
+        return math.sqrt(self.rss / self.n_data)
+
+    # -- bootstrap
+    def bootstrap(self, n_boot: int | None = None) -> pd.DataFrame:
+        """Bootstrap refits over runs (cached per ``n_boot``).
+
+        Each replicate resamples the runs with replacement (seeded by
+        ``seed``) and refits from the full-data optimum with one start.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per replicate: a column per parameter and ``success``.
+        """
+        n_boot = DEFAULT_N_BOOT if n_boot is None else int(n_boot)
+        if n_boot <= 0:
+            raise ValueError("bootstrap needs n_boot >= 1")
+        if n_boot in self._cache:
+            return self._cache[n_boot]
+        lo, hi = (np.array(b, dtype=float) for b in zip(*self.law.bounds))
+        p_best = _inside(self.law.param_array(self.params), lo, hi)
+        rng = np.random.default_rng(self.seed)
+        rows = []
+        for _ in range(n_boot):
+            idx = rng.integers(0, self.n_data, self.n_data)
+            try:
+                sol = self._problem.subset(idx).solve(p_best, lo, hi, max_nfev=None)
+                ok = bool(sol.success and np.all(np.isfinite(sol.x)))
+                values = sol.x
+            except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+                ok, values = False, np.full(self.n_params, np.nan)
+            rows.append({**dict(zip(self.law.param_names, values)), "success": ok})
+        table = pd.DataFrame(rows)
+        self._cache[n_boot] = table
+        return table
+
+    def _boot_ok(self, n_boot: int | None) -> pd.DataFrame:
+        if n_boot is None:
+            done = sorted(self._cache)
+            n_boot = done[-1] if done else None
+        table = self.bootstrap(n_boot)
+        good = table[table["success"]]
+        if len(good) < 2:
+            raise RuntimeError(f"bootstrap of law {self.law.name}: fewer than 2 of {len(table)} refits succeeded")
+        return good
+
+    def ci(self, level: float = 0.95, n_boot: int | None = None) -> pd.DataFrame:
+        """Percentile bootstrap intervals of the parameters.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index: parameter names; columns ``estimate``, ``lo``, ``hi``, ``std``.
+        """
+        _check_level(level)
+        good = self._boot_ok(n_boot)
+        q = [(1 - level) / 2, (1 + level) / 2]
+        out = pd.DataFrame(index=pd.Index(self.law.param_names, name="param"))
+        out["estimate"] = [self.params[p] for p in self.law.param_names]
+        out["lo"] = [float(np.quantile(good[p], q[0])) for p in self.law.param_names]
+        out["hi"] = [float(np.quantile(good[p], q[1])) for p in self.law.param_names]
+        out["std"] = [float(np.std(good[p], ddof=1)) for p in self.law.param_names]
+        return out
+
+    # -- prediction
+    def predict(self, data, interval: float | None = 0.95, n_boot: int | None = None) -> pd.DataFrame:
+        """Predictions with a bootstrap interval.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame or mapping of arrays
+            Holds the input columns used in the fit (``self.inputs``).
+        interval : float or None
+            Central probability of the interval from the bootstrap refits'
+            predictions; ``None`` gives ``lo`` and ``hi`` as NaN.
+        n_boot : int, optional
+            Replicates; by default the largest bootstrap already run, or
+            :data:`DEFAULT_N_BOOT` run now (deterministic given ``seed``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``pred``, ``lo``, ``hi`` (index of ``data`` when it is a DataFrame).
+        """
+        x = {}
+        for name, column in self.inputs.items():
+            values = _column(data, column, f"input {name!r} of law {self.law.name}")
+            x[name] = values
+        pred = self.law.function(self.law.param_array(self.params), x)
+        lo = hi = np.full(pred.shape, np.nan)
+        if interval is not None:
+            _check_level(interval)
+            good = self._boot_ok(n_boot)
+            with np.errstate(over="ignore", invalid="ignore"):
+                draws = np.stack([self.law.function(row, x) for row in good[list(self.law.param_names)].to_numpy()])
+            lo = np.nanquantile(draws, (1 - interval) / 2, axis=0)
+            hi = np.nanquantile(draws, (1 + interval) / 2, axis=0)
+        index = data.index if isinstance(data, pd.DataFrame) else None
+        return pd.DataFrame({"pred": pred, "lo": lo, "hi": hi}, index=index)
+
+    # -- reporting
+    def summary(self) -> dict:
+        """A JSON-able summary: law, data, objective, parameters, starts and any bootstrap CIs."""
+        out = {
+            "law": self.law.name,
+            "formula": self.law.latex(),
+            "target": self.target,
+            "inputs": dict(self.inputs),
+            "objective": self.objective,
+            "delta": self.delta if self.objective == "huber_log" else None,
+            "params": {k: float(v) for k, v in self.params.items()},
+            "n_data": int(self.n_data),
+            "n_params": int(self.n_params),
+            "dof": int(self.dof),
+            "objective_value": float(self.objective_value),
+            "rss": self.rss,
+            "rmse": self.rmse,
+            "n_starts": int(self.n_starts),
+            "n_failed_starts": int(self.n_failed_starts),
+            "success": bool(self.success),
+            "seed": int(self.seed),
+            "run_ids": [str(r) for r in self.run_ids],
+        }
+        if self._cache:
+            n_boot = max(self._cache)
+            table = self.ci(0.95, n_boot=n_boot)
+            out["bootstrap"] = {
+                "n_boot": int(n_boot),
+                "n_failed": int((~self._cache[n_boot]["success"]).sum()),
+                "ci95": {p: [float(table.loc[p, "lo"]), float(table.loc[p, "hi"])] for p in table.index},
+            }
+        return out
+
+    def report(self) -> str:
+        """A plain-text report of the fit."""
+        lines = [
+            f"law        {self.law.name}: {self.law.description}",
+            f"target     {self.target}  inputs {self.inputs}",
+            f"objective  {self.objective}" + (f" (delta={self.delta:g})" if self.objective == "huber_log" else ""),
+            f"data       n={self.n_data}  k={self.n_params}  dof={self.dof}",
+            f"starts     {self.n_starts} tried, {self.n_failed_starts} failed; success={self.success}",
+            f"fit        objective={self.objective_value:.6g}  RSS={self.rss:.6g}  RMSE={self.rmse:.6g}",
+        ]
+        table = self.ci(0.95, n_boot=max(self._cache)) if self._cache else None
+        for name in self.law.param_names:
+            text = f"  {name:<8s} {self.params[name]:.6g}"
+            if table is not None:
+                text += f"   95% CI [{table.loc[name, 'lo']:.6g}, {table.loc[name, 'hi']:.6g}]"
+            lines.append(text)
+        if table is None:
+            lines.append("  (no bootstrap run: call ci() or predict() with an interval)")
+        else:
+            lines.append(f"  bootstrap over runs: {max(self._cache)} replicates")
+        if self.dof <= 0:
+            lines.append("  warning: no residual degrees of freedom; the fit interpolates the data")
+        return "\n".join(lines)
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"interval level must lie in (0, 1), got {level!r}")
+
+
+# --- the fit -------------------------------------------------------------------------------------
+
+
+def fit(
+    law: Law,
+    data,
+    target: str,
+    inputs: Mapping | None = None,
+    objective: str = "lsq",
+    seed: int = 0,
+    n_boot: int = 0,
+    delta: float = 1e-3,
+    starts=None,
+    max_nfev: int | None = None,
+    run_id_column: str = "run_id",
+) -> FitResult:
+    """Fit a law to a run table by multi-start bounded least squares.
+
+    Parameters
+    ----------
+    law : Law
+        E.g. :data:`scaling_lib.laws.OVERTRAINING`.
+    data : pandas.DataFrame or mapping of arrays
+        One row per run.
+    target : str
+        Column to fit, e.g. ``"loss_c4_val"``.
+    inputs : mapping, optional
+        ``{law_input: column}`` for inputs whose column has another name,
+        e.g. ``{"L": "loss_c4_val"}`` for :data:`~scaling_lib.laws.ERROR`.
+    objective : {"lsq", "huber_log"}
+        Plain least squares (the paper's protocol) or the Huber loss of log
+        residuals (Chinchilla approach 3); see the module docstring.
+    seed : int
+        Seed of the bootstrap; the fit itself is deterministic.
+    n_boot : int
+        Bootstrap replicates to run now (0: none until asked for).
+    delta : float
+        Huber threshold for ``"huber_log"``.
+    starts : sequence of mappings, optional
+        Start points replacing the law's grid. A start that gives only some
+        parameters has the rest solved as in the grid.
+    max_nfev : int, optional
+        Evaluation limit per start (scipy's default when ``None``).
+    run_id_column : str
+        Column naming runs in error messages and in ``run_ids``.
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    FitInputError
+        Missing column, NaN or non-positive input, fewer runs than parameters.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from scaling_lib import laws
+    >>> x = np.logspace(15, 20, 8)
+    >>> df = pd.DataFrame({"x": x, "loss": laws.SATURATING_POWER({"E": 2.0, "A": 300.0, "alpha": 0.15}, x=x)})
+    >>> res = fit(laws.SATURATING_POWER, df, target="loss")
+    >>> round(res.params["alpha"], 4), res.dof
+    (0.15, 5)
+    """
+    mapping, x, y, labels = _prepare(law, data, target, inputs, objective, run_id_column)
+    problem = _Problem(law, x, y, objective, float(delta))
+    lo, hi = (np.array(b, dtype=float) for b in zip(*law.bounds))
+    grid = law.start_points() if starts is None else [dict(s) for s in starts]
+    if not grid:
+        grid = [{}]
+
+    rows, best, best_value = [], None, math.inf
+    for point in grid:
+        unknown = [k for k in point if k not in law.param_names]
+        if unknown:
+            raise ValueError(f"start {point} names unknown parameter(s) {unknown} of law {law.name}")
+        row = {}
+        try:
+            if all(name in point for name in law.param_names):
+                p0 = law.param_array(point)
+            else:
+                p0 = _profiled_start(law, point, x, y, lo, hi)
+            p0 = _inside(p0, lo, hi)
+            row.update({f"start_{n}": v for n, v in zip(law.param_names, p0)})
+            sol = problem.solve(p0, lo, hi, max_nfev)
+            value = problem.value(sol.x)
+            ok = bool(sol.success and np.isfinite(value))
+            row.update({f"final_{n}": v for n, v in zip(law.param_names, sol.x)})
+            row.update({"objective": value, "success": ok, "nfev": int(sol.nfev), "message": str(sol.message)})
+            if ok and value < best_value:
+                best, best_value = sol.x.copy(), value
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+            row.update({"objective": math.nan, "success": False, "nfev": 0, "message": f"error: {exc}"})
+        rows.append(row)
+
+    columns = (
+        [f"start_{n}" for n in law.param_names]
+        + [f"final_{n}" for n in law.param_names]
+        + ["objective", "success", "nfev", "message"]
+    )
+    table = pd.DataFrame(rows).reindex(columns=columns)
+    success = best is not None
+    if best is None:
+        best = np.full(law.n_params, np.nan)
+    residuals = y - law.function(best, x)
+    result = FitResult(
+        law=law,
+        target=target,
+        inputs=mapping,
+        objective=objective,
+        params=law.param_dict(best),
+        n_data=int(y.size),
+        n_params=law.n_params,
+        dof=int(y.size - law.n_params),
+        residuals=residuals,
+        run_ids=labels,
+        starts=table,
+        success=success,
+        seed=int(seed),
+        delta=float(delta),
+        _problem=problem,
+    )
+    if n_boot and success:
+        result.bootstrap(n_boot)
+    return result
