@@ -30,6 +30,7 @@ quantiles of parameters (:meth:`FitResult.ci`) or predictions
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Mapping
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import OptimizeWarning, least_squares, lsq_linear
+from scipy.optimize import OptimizeWarning, least_squares, lsq_linear, minimize_scalar
 
 from scaling_lib.laws import Law
 
@@ -115,6 +116,46 @@ def _prepare(law: Law, data, target: str, inputs: Mapping | None, objective: str
     return mapping, x, y, labels
 
 
+# --- bounded linear least squares ----------------------------------------------------------------
+
+
+def bounded_lstsq(X: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``argmin ||X b - y||`` subject to ``lo <= b <= hi``.
+
+    The unconstrained solution when it is feasible; otherwise, for up to four
+    coefficients, the best feasible solution over every choice of
+    coefficients held at a bound (the problem is convex, so its optimum is
+    one of them); for more, ``scipy.optimize.lsq_linear``.
+
+    Examples
+    --------
+    >>> X = np.column_stack([np.ones(4), np.arange(4.0)])
+    >>> bounded_lstsq(X, np.array([3.0, 2.0, 1.0, 0.0]), np.array([0.0, 0.0]), np.array([np.inf, np.inf]))
+    array([1.5, 0. ])
+    """
+    beta = np.linalg.lstsq(X, y, rcond=None)[0]
+    if np.all(beta >= lo) and np.all(beta <= hi):
+        return beta
+    k = X.shape[1]
+    if k > 4:
+        return lsq_linear(X, y, bounds=(lo, hi)).x
+    best, best_rss = None, math.inf
+    choices = [[None] + [v for v in (lo[j], hi[j]) if np.isfinite(v)] for j in range(k)]
+    for fixed in itertools.product(*choices):
+        free = [j for j in range(k) if fixed[j] is None]
+        b = np.array([0.0 if v is None else v for v in fixed])
+        if free:
+            rhs = y - X @ b
+            b[free] = np.linalg.lstsq(X[:, free], rhs, rcond=None)[0]
+        if np.any(b < lo - 1e-12 * np.abs(lo)) or np.any(b > hi + 1e-12 * np.abs(hi)):
+            continue
+        r = X @ b - y
+        rss = float(r @ r)
+        if rss < best_rss:
+            best, best_rss = np.clip(b, lo, hi), rss
+    return best if best is not None else np.clip(beta, lo, hi)
+
+
 # --- objective and single fits -----------------------------------------------------------------
 
 
@@ -144,6 +185,62 @@ class _Problem:
         a = np.abs(r)
         return float(np.sum(np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))))
 
+    # -- variable projection: the linear parameters solved for given exponents
+    @property
+    def linear_index(self) -> list:
+        return [self.law.param_names.index(n) for n in self.law.linear_params]
+
+    @property
+    def nonlinear_index(self) -> list:
+        lin = set(self.linear_index)
+        return [i for i in range(self.law.n_params) if i not in lin]
+
+    def profile(self, theta: np.ndarray, template: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Full parameters with the nonlinear ones at ``theta`` and the linear ones optimal."""
+        p = template.copy()
+        p[self.nonlinear_index] = theta
+        lin = self.linear_index
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            X = self.law.basis(p, self.x)
+        if not np.all(np.isfinite(X)):
+            p[lin] = np.nan
+            return p
+        p[lin] = bounded_lstsq(X, self.y, lo[lin], hi[lin])
+        return p
+
+    def profile_value(self, theta, template, lo, hi) -> float:
+        value = self.value(self.profile(np.atleast_1d(theta), template, lo, hi))
+        return value if np.isfinite(value) else math.inf
+
+    def refine_profile(self, theta0: np.ndarray, bracket, template, lo, hi):
+        """Minimise the profiled objective over the nonlinear parameters.
+
+        One nonlinear parameter: bounded Brent search inside ``bracket``.
+        Several: bounded trust-region least squares on the profiled residuals.
+        Returns ``(params, objective, success, nfev, message)``.
+        """
+        nl = self.nonlinear_index
+        if len(nl) == 1:
+            a, b = bracket
+            sol = minimize_scalar(
+                self.profile_value, bounds=(a, b), method="bounded",
+                args=(template, lo, hi), options={"xatol": 1e-9 * max(1.0, abs(theta0[0]))},
+            )
+            p = self.profile(np.atleast_1d(sol.x), template, lo, hi)
+            return p, self.value(p), bool(sol.success), int(sol.nfev), str(sol.message)
+
+        def resid(theta):
+            p = self.profile(theta, template, lo, hi)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                r = self.residuals(p)
+            return np.where(np.isfinite(r), r, 1e10)
+
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)
+            sol = least_squares(resid, _inside(theta0, lo[nl], hi[nl]), bounds=(lo[nl], hi[nl]), method="trf")
+        p = self.profile(sol.x, template, lo, hi)
+        return p, self.value(p), bool(sol.success), int(sol.nfev), str(sol.message)
+
     def subset(self, idx: np.ndarray) -> _Problem:
         return _Problem(self.law, {k: v[idx] for k, v in self.x.items()}, self.y[idx], self.objective, self.delta)
 
@@ -160,21 +257,6 @@ def _inside(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Clip into the open box so the trust-region solver accepts the start."""
     span = np.where(np.isfinite(hi - lo), hi - lo, np.maximum(np.abs(p), 1.0))
     return np.clip(p, lo + 1e-9 * span, hi - 1e-9 * span)
-
-
-def _profiled_start(law: Law, grid_point: Mapping, x: dict, y: np.ndarray, lo, hi) -> np.ndarray:
-    """A full start: gridded values, the linear parameters solved by bounded least squares."""
-    p = np.array([0.5 * (l + h) if np.isfinite(l + h) else max(l, 0.0) + 1.0 for l, h in zip(lo, hi)])
-    for name, value in grid_point.items():
-        p[law.param_names.index(name)] = value
-    if law.basis is not None and law.linear_params:
-        idx = [law.param_names.index(n) for n in law.linear_params]
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            X = law.basis(p, x)
-        if np.all(np.isfinite(X)):
-            sol = lsq_linear(X, y, bounds=(lo[idx], hi[idx]))
-            p[idx] = sol.x
-    return p
 
 
 # --- result ------------------------------------------------------------------------------------
@@ -201,7 +283,11 @@ class FitResult:
     run_ids : numpy.ndarray
     starts : pandas.DataFrame
         One row per start: ``start_<p>``, ``final_<p>``, ``objective``,
-        ``success``, ``nfev``, ``message``.
+        ``success``, ``refined``, ``nfev``, ``message``. With the
+        ``"profile"`` method a start that is not refined keeps its profiled
+        parameters as ``final_<p>``.
+    method : str
+        ``"profile"`` or ``"full"`` (see :func:`fit`).
     success : bool
         At least one start converged.
     seed : int
@@ -222,6 +308,7 @@ class FitResult:
     success: bool
     seed: int
     delta: float
+    method: str
     _problem: _Problem = field(repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
@@ -275,9 +362,14 @@ class FitResult:
         for _ in range(n_boot):
             idx = rng.integers(0, self.n_data, self.n_data)
             try:
-                sol = self._problem.subset(idx).solve(p_best, lo, hi, max_nfev=None)
-                ok = bool(sol.success and np.all(np.isfinite(sol.x)))
-                values = sol.x
+                sub = self._problem.subset(idx)
+                if self.method == "profile":
+                    theta = p_best[sub.nonlinear_index]
+                    values, _, ok, _, _ = sub.refine_profile(theta, _wide_bracket(theta, lo, hi, sub), p_best, lo, hi)
+                else:
+                    sol = sub.solve(p_best, lo, hi, max_nfev=None)
+                    ok, values = bool(sol.success), sol.x
+                ok = bool(ok and np.all(np.isfinite(values)))
             except (ValueError, FloatingPointError, np.linalg.LinAlgError):
                 ok, values = False, np.full(self.n_params, np.nan)
             rows.append({**dict(zip(self.law.param_names, values)), "success": ok})
@@ -415,6 +507,113 @@ def _check_level(level: float) -> None:
 # --- the fit -------------------------------------------------------------------------------------
 
 
+def _choose_method(law: Law, objective: str, method: str) -> str:
+    exact = objective == "lsq" and law.fit_space == "linear" and law.basis is not None and bool(law.linear_params)
+    if method == "auto":
+        return "profile" if exact else "full"
+    if method == "profile" and not exact:
+        raise ValueError(
+            f"method='profile' needs objective='lsq', a linear fit space and a linear basis; "
+            f"law {law.name} with objective {objective!r} does not qualify (use 'full' or 'auto')"
+        )
+    if method not in ("profile", "full"):
+        raise ValueError(f"unknown method {method!r}; choose 'auto', 'profile' or 'full'")
+    return method
+
+
+def _template(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Placeholder values inside the bounds for parameters a start does not give."""
+    return np.array([0.5 * (l + h) if np.isfinite(l + h) else max(l, 0.0) + 1.0 for l, h in zip(lo, hi)])
+
+
+def _wide_bracket(theta: np.ndarray, lo: np.ndarray, hi: np.ndarray, problem: _Problem):
+    """Search interval for a warm-started one-parameter refit: the value +- 3 times its size."""
+    i = problem.nonlinear_index[0]
+    t = float(theta[0])
+    width = 3.0 * max(abs(t), 1e-3)
+    return max(lo[i], t - width), min(hi[i], t + width)
+
+
+def _row(law: Law, start: np.ndarray, final: np.ndarray, value: float, ok: bool, refined: bool, nfev: int, msg: str):
+    row = {f"start_{n}": v for n, v in zip(law.param_names, start)}
+    row.update({f"final_{n}": v for n, v in zip(law.param_names, final)})
+    row.update({"objective": value, "success": ok, "refined": refined, "nfev": nfev, "message": msg})
+    return row
+
+
+def _fit_profile(problem: _Problem, grid: list, lo: np.ndarray, hi: np.ndarray, n_refine: int) -> list:
+    law = problem.law
+    nl = problem.nonlinear_index
+    template = _template(lo, hi)
+    thetas, profiled, values = [], [], []
+    for point in grid:
+        theta = np.array([float(point.get(law.param_names[i], template[i])) for i in nl])
+        theta = np.clip(theta, lo[nl], hi[nl])
+        p = problem.profile(theta, template, lo, hi)
+        value = problem.value(p) if np.all(np.isfinite(p)) else math.nan
+        thetas.append(theta)
+        profiled.append(p)
+        values.append(value if np.isfinite(value) else math.nan)
+    values = np.array(values)
+    finite = np.isfinite(values)
+
+    # candidates to refine, each with its search interval (one nonlinear parameter) or none
+    candidates = []
+    if len(nl) == 1:
+        order = np.argsort([t[0] for t in thetas], kind="stable")
+        t_sorted = np.array([thetas[i][0] for i in order])
+        v_sorted = np.where(finite[order], values[order], np.inf)
+        for j, i in enumerate(order):
+            if not np.isfinite(v_sorted[j]):
+                continue
+            left = v_sorted[j - 1] if j > 0 else np.inf
+            right = v_sorted[j + 1] if j + 1 < len(order) else np.inf
+            if v_sorted[j] <= left and v_sorted[j] <= right:
+                a = t_sorted[j - 1] if j > 0 else lo[nl[0]]
+                b = t_sorted[j + 1] if j + 1 < len(order) else hi[nl[0]]
+                candidates.append((int(i), (float(a), float(b))))
+    else:
+        candidates = [(int(i), None) for i in np.argsort(np.where(finite, values, np.inf), kind="stable") if finite[i]]
+    candidates = sorted(candidates, key=lambda c: values[c[0]])[: max(int(n_refine), 1)]
+
+    rows = [
+        _row(law, profiled[i], profiled[i], values[i], bool(finite[i]), False, 1,
+             "profiled" if finite[i] else "profile not finite")
+        for i in range(len(grid))
+    ]
+    for i, bracket in candidates:
+        try:
+            p, value, ok, nfev, msg = problem.refine_profile(thetas[i], bracket, profiled[i], lo, hi)
+            ok = bool(ok and np.isfinite(value) and np.all(np.isfinite(p)))
+            rows[i] = _row(law, profiled[i], p, value, ok, True, nfev + 1, msg)
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+            rows[i] = _row(law, profiled[i], np.full(law.n_params, np.nan), math.nan, False, True, 0, f"error: {exc}")
+    return rows
+
+
+def _fit_full(problem: _Problem, grid: list, lo: np.ndarray, hi: np.ndarray, max_nfev: int | None) -> list:
+    law = problem.law
+    rows = []
+    for point in grid:
+        p0 = np.full(law.n_params, np.nan)
+        try:
+            if all(name in point for name in law.param_names):
+                p0 = law.param_array(point)
+            else:
+                template = _template(lo, hi)
+                theta = [float(point.get(law.param_names[i], template[i])) for i in problem.nonlinear_index]
+                p0 = problem.profile(np.clip(theta, lo[problem.nonlinear_index], hi[problem.nonlinear_index]),
+                                     template, lo, hi)
+            p0 = _inside(p0, lo, hi)
+            sol = problem.solve(p0, lo, hi, max_nfev)
+            value = problem.value(sol.x)
+            ok = bool(sol.success and np.isfinite(value))
+            rows.append(_row(law, p0, sol.x, value, ok, True, int(sol.nfev), str(sol.message)))
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+            rows.append(_row(law, p0, np.full(law.n_params, np.nan), math.nan, False, True, 0, f"error: {exc}"))
+    return rows
+
+
 def fit(
     law: Law,
     data,
@@ -427,6 +626,8 @@ def fit(
     starts=None,
     max_nfev: int | None = None,
     run_id_column: str = "run_id",
+    method: str = "auto",
+    n_refine: int = 3,
 ) -> FitResult:
     """Fit a law to a run table by multi-start bounded least squares.
 
@@ -457,6 +658,17 @@ def fit(
         Evaluation limit per start (scipy's default when ``None``).
     run_id_column : str
         Column naming runs in error messages and in ``run_ids``.
+    method : {"auto", "profile", "full"}
+        ``"profile"`` (variable projection): scan the grid of the nonlinear
+        parameters with the linear ones solved exactly, then minimise the
+        profiled objective from the best ``n_refine`` grid points (for one
+        nonlinear parameter, the best local minima of the scan, each refined
+        by a bounded Brent search between its grid neighbours). Exact for
+        ``"lsq"`` on laws with a linear basis and a linear fit space.
+        ``"full"``: bounded trust-region least squares on all parameters from
+        every grid point. ``"auto"`` picks ``"profile"`` where it is exact.
+    n_refine : int
+        Grid points refined by the ``"profile"`` method.
 
     Returns
     -------
@@ -479,39 +691,30 @@ def fit(
     """
     mapping, x, y, labels = _prepare(law, data, target, inputs, objective, run_id_column)
     problem = _Problem(law, x, y, objective, float(delta))
+    method = _choose_method(law, objective, method)
     lo, hi = (np.array(b, dtype=float) for b in zip(*law.bounds))
     grid = law.start_points() if starts is None else [dict(s) for s in starts]
     if not grid:
         grid = [{}]
-
-    rows, best, best_value = [], None, math.inf
     for point in grid:
         unknown = [k for k in point if k not in law.param_names]
         if unknown:
             raise ValueError(f"start {point} names unknown parameter(s) {unknown} of law {law.name}")
-        row = {}
-        try:
-            if all(name in point for name in law.param_names):
-                p0 = law.param_array(point)
-            else:
-                p0 = _profiled_start(law, point, x, y, lo, hi)
-            p0 = _inside(p0, lo, hi)
-            row.update({f"start_{n}": v for n, v in zip(law.param_names, p0)})
-            sol = problem.solve(p0, lo, hi, max_nfev)
-            value = problem.value(sol.x)
-            ok = bool(sol.success and np.isfinite(value))
-            row.update({f"final_{n}": v for n, v in zip(law.param_names, sol.x)})
-            row.update({"objective": value, "success": ok, "nfev": int(sol.nfev), "message": str(sol.message)})
-            if ok and value < best_value:
-                best, best_value = sol.x.copy(), value
-        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
-            row.update({"objective": math.nan, "success": False, "nfev": 0, "message": f"error: {exc}"})
-        rows.append(row)
+
+    if method == "profile":
+        rows = _fit_profile(problem, grid, lo, hi, n_refine)
+    else:
+        rows = _fit_full(problem, grid, lo, hi, max_nfev)
+    ok_rows = [r for r in rows if r["success"]]
+    best = None
+    if ok_rows:
+        top = min(ok_rows, key=lambda r: r["objective"])
+        best = np.array([top[f"final_{n}"] for n in law.param_names])
 
     columns = (
         [f"start_{n}" for n in law.param_names]
         + [f"final_{n}" for n in law.param_names]
-        + ["objective", "success", "nfev", "message"]
+        + ["objective", "success", "refined", "nfev", "message"]
     )
     table = pd.DataFrame(rows).reindex(columns=columns)
     success = best is not None
@@ -533,6 +736,7 @@ def fit(
         success=success,
         seed=int(seed),
         delta=float(delta),
+        method=method,
         _problem=problem,
     )
     if n_boot and success:
