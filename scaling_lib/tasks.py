@@ -58,7 +58,7 @@ AGREEMENT_PAIRS = {"is": "are", "are": "is", "was": "were", "were": "was",
 ARTICLE_PAIRS = {"a": "an", "an": "a"}
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
-_ALLOWED_BODY = re.compile(r"^[A-Za-z ,;:'\-]+$")
+_ALLOWED_BODY = re.compile(r"^[A-Za-z0-9 ,;:'\"()/%$&\-]+$")
 _LOWER_WORD = re.compile(r"^[a-z]+$")
 
 
@@ -225,7 +225,7 @@ def clean_sentence(s: str, min_words: int = 6, max_words: int = 30):
     """Return ``(words, end)`` for a usable sentence, else ``None``.
 
     A usable sentence starts with a capital letter, ends with ``.``, ``!`` or
-    ``?``, holds only letters, spaces and ``,;:'-`` before that, has between
+    ``?``, holds only letters, digits, spaces and ``,;:'"()/%$&-`` before that, has between
     ``min_words`` and ``max_words`` words, and is not mostly capitalised
     (which drops headings and speaker names).
 
@@ -438,19 +438,20 @@ def _swap_adjacent(sentences, n_items, rng):
 
 
 def _swap_from_map(sentences, n_items, rng, mapping):
-    """Minimal pairs swapping the single occurrence of one ``mapping`` key.
+    """Minimal pairs swapping one occurrence of a ``mapping`` key.
 
-    Sentences with exactly one such word (not the first word) are grouped by
-    that word; every group contributes the same number of items, so the
-    directions (e.g. is->are and are->is) are balanced.
+    In each sentence one such word (not the first word) is picked at random
+    and swapped for its partner. Sentences are grouped by the picked word and
+    every group contributes the same number of items, so the directions
+    (e.g. is->are and are->is) are balanced.
     """
     groups: dict[str, list[tuple[str, str]]] = {w: [] for w in mapping}
     for i in rng.permutation(len(sentences)):
         s = sentences[i]
-        hits = [j for j, w in enumerate(s.words) if w in mapping]
-        if len(hits) != 1 or hits[0] == 0:
+        hits = [j for j, w in enumerate(s.words) if w in mapping and j > 0]
+        if not hits:
             continue
-        j = hits[0]
+        j = hits[int(rng.integers(len(hits)))]
         v = list(s.words)
         v[j] = mapping[v[j]]
         groups[s.words[j]].append((s.text, " ".join(v) + s.end))
@@ -532,9 +533,9 @@ PROJECT_TASKS = {
                     "normalised"),
     "swap_adjacent": ("Original sentence vs the same with two adjacent words swapped; "
                       "total log-likelihood.", "total"),
-    "agreement": ("Original sentence vs is/are, was/were or has/have swapped (all six "
-                  "directions equally often); total log-likelihood.", "total"),
-    "article": ("Original sentence vs its article a/an swapped (both directions equally "
+    "agreement": ("Original sentence vs one is/are, was/were or has/have swapped (all "
+                  "six directions equally often); total log-likelihood.", "total"),
+    "article": ("Original sentence vs one article a/an swapped (both directions equally "
                 "often); total log-likelihood.", "total"),
     "replace_word": ("Original sentence vs one word replaced by a word of similar frequency "
                      "and equal token count; total log-likelihood.", "total"),

@@ -163,7 +163,8 @@ def test_word_pool_neighbours():
 
 
 def test_sentence_rules():
-    assert tasks.clean_sentence("The dog ran 3 miles to the old mill.") is None
+    assert tasks.clean_sentence("The dog ran [3] miles to the old mill.") is None
+    assert tasks.clean_sentence("The dog ran 3 miles to the old mill.") is not None
     assert tasks.clean_sentence("the dog ran far to the old mill.") is None
     assert tasks.clean_sentence("The dog ran.") is None
     words, end = tasks.clean_sentence("The dog ran far to the old mill!")
