@@ -1,0 +1,597 @@
+"""Training loop for :class:`scaling_lib.model.GPT` with an exact token budget.
+
+One call to :func:`train` trains one model on exactly ``TrainConfig.tokens``
+target tokens (the paper's ``D = M N``, Gadre et al. 2024 Sec. 3): the last
+step uses only as many tokens as remain, with the surplus target positions
+masked out of the loss.  The optimiser is AdamW (beta2 0.95, decoupled weight
+decay on matrices only), the learning rate warms up linearly and then follows a
+cosine down to a floor, gradients are clipped, and a z-loss of 1e-4 is added
+as in open_lm.
+
+The order of the training data is a pure function of ``(seed, step)``: the
+token array is cut into non-overlapping windows of ``seq_len + 1`` tokens
+(inputs and shifted targets), each epoch visits them in a permutation drawn
+from ``numpy.random.default_rng([seed, epoch])``, and step ``s`` takes global
+samples ``s B ... (s + 1) B - 1``.  A run stopped at any point and resumed
+from its last checkpoint therefore sees the same batches and, on CPU in
+float32, ends at the same loss.
+
+On CUDA the step runs under bf16 autocast with ``torch.compile`` and a fused
+AdamW; on CPU everything is float32.  Under an initialised
+``torch.distributed`` process group (``torchrun``, or the gloo backend on
+CPU) each rank takes a strided share of every global batch and gradients are
+averaged by DistributedDataParallel; the loss is normalised by the global
+number of target tokens so the update equals the single-process one.
+
+Examples
+--------
+>>> import numpy as np
+>>> from scaling_lib.model import GPTConfig
+>>> from scaling_lib.train import TrainConfig, train
+>>> toks = (np.arange(5000) % 17).astype(np.uint16)
+>>> cfg = TrainConfig(model=GPTConfig(d_model=16, n_layers=1, n_heads=2, vocab_size=17, seq_len=16),
+...                   tokens=2048, batch_size=8, lr=1e-2, warmup_steps=2, eval_seqs=4)
+>>> res = train(cfg, toks, toks[:1000], progress=False)
+>>> res.tokens_seen
+2048
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from scaling_lib.model import GPT, GPTConfig, lm_loss
+
+CHECKPOINT_FORMAT = "scaling_lib.train/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is unreadable, corrupt, or belongs to another run."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (and its checkpoint's identity).
+
+    Parameters
+    ----------
+    model : GPTConfig
+        Model shape.
+    tokens : int
+        Training budget ``D`` in target tokens, used exactly.
+    batch_size : int
+        Global batch in sequences of ``model.seq_len`` tokens.
+    lr : float
+        Peak learning rate.
+    warmup_steps : int
+        Linear warmup length in optimiser steps.
+    min_lr_ratio : float
+        Floor of the cosine decay as a fraction of ``lr``.
+    weight_decay : float
+        Decoupled (AdamW) weight decay, applied to matrices only (not to gains).
+    beta1, beta2, adam_eps : float
+        AdamW moments and epsilon.
+    grad_clip : float
+        Maximum global gradient norm (0 disables clipping).
+    z_loss : float
+        Coefficient of the z-loss.
+    seed : int
+        Seed of the initialisation and of the data order.
+    micro_batch_size : int or None
+        Sequences per forward pass (gradient accumulation); ``None`` means the
+        whole per-rank batch at once.
+    eval_points : int
+        Number of evenly spaced validation evaluations kept in the curve (the
+        final step is always evaluated).
+    eval_seqs : int
+        Validation sequences per curve evaluation.
+    checkpoint_every : int
+        Save a checkpoint every this many steps (0: only on time).
+    checkpoint_every_s : float
+        Also save when this many seconds passed since the last save.
+
+    Examples
+    --------
+    >>> from scaling_lib.model import GPTConfig
+    >>> cfg = TrainConfig(model=GPTConfig(d_model=32, n_layers=2, n_heads=2), tokens=100_000,
+    ...                   batch_size=32, lr=3e-3, warmup_steps=5)
+    >>> cfg.total_steps
+    25
+    """
+
+    model: GPTConfig
+    tokens: int
+    batch_size: int
+    lr: float
+    warmup_steps: int
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    adam_eps: float = 1e-8
+    grad_clip: float = 1.0
+    z_loss: float = 1e-4
+    seed: int = 0
+    micro_batch_size: int | None = None
+    eval_points: int = 20
+    eval_seqs: int = 16
+    checkpoint_every: int = 0
+    checkpoint_every_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tokens, int) or self.tokens <= 0:
+            raise ValueError(f"TrainConfig.tokens must be a positive int, got {self.tokens!r}")
+        if self.batch_size <= 0:
+            raise ValueError(f"TrainConfig.batch_size must be positive, got {self.batch_size!r}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps!r}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"TrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+        if self.micro_batch_size is not None and self.micro_batch_size <= 0:
+            raise ValueError(f"TrainConfig.micro_batch_size must be positive, got {self.micro_batch_size!r}")
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Target tokens in one full global batch."""
+        return self.batch_size * self.model.seq_len
+
+    @property
+    def total_steps(self) -> int:
+        """Optimiser steps: ``ceil(tokens / tokens_per_step)``."""
+        return -(-self.tokens // self.tokens_per_step)
+
+    def to_dict(self) -> dict:
+        """JSON-able nested dict of all fields."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Inverse of :meth:`to_dict`."""
+        d = dict(d)
+        d["model"] = GPTConfig(**d["model"])
+        return cls(**d)
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes
+    ----------
+    config : TrainConfig
+    model : GPT
+        The trained model (unwrapped, on the training device).
+    final_loss : float
+        Validation loss (nats/token) on the curve's validation slice at the end.
+    train_loss : float
+        Mean training cross-entropy of the last step.
+    curve : list of (step, tokens, loss_en)
+        Validation loss during training.
+    tokens_seen : int
+        Target tokens trained on; equals ``config.tokens``.
+    steps : int
+    wall_s : float
+        Training wall time summed over all resumed segments.
+    device : str
+    resumed_from_step : int
+        Step of the checkpoint this call resumed from (0 for a fresh start).
+    """
+
+    config: TrainConfig
+    model: GPT
+    final_loss: float
+    train_loss: float
+    curve: list = field(default_factory=list)
+    tokens_seen: int = 0
+    steps: int = 0
+    wall_s: float = 0.0
+    device: str = "cpu"
+    resumed_from_step: int = 0
+
+
+# ----------------------------------------------------------------------------- data order
+
+
+class DataOrder:
+    """Deterministic assignment of training windows to ``(step, row)``.
+
+    Parameters
+    ----------
+    n_tokens : int
+        Length of the training token array.
+    seq_len : int
+        Inputs per window (each window reads ``seq_len + 1`` tokens).
+    seed : int
+
+    Examples
+    --------
+    >>> order = DataOrder(1000, 9, seed=0)
+    >>> order.n_windows
+    111
+    >>> bool((order.starts(0, 4) == DataOrder(1000, 9, seed=0).starts(0, 4)).all())
+    True
+    """
+
+    def __init__(self, n_tokens: int, seq_len: int, seed: int) -> None:
+        self.seq_len = seq_len
+        self.seed = seed
+        self.n_windows = (n_tokens - 1) // seq_len
+        if self.n_windows < 1:
+            raise ValueError(
+                f"training data has {n_tokens} tokens, fewer than one window of {seq_len + 1}"
+            )
+        self._perms: dict[int, np.ndarray] = {}
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if epoch not in self._perms:
+            if len(self._perms) >= 2:
+                self._perms.pop(min(self._perms))
+            rng = np.random.default_rng([self.seed, epoch])
+            self._perms[epoch] = rng.permutation(self.n_windows)
+        return self._perms[epoch]
+
+    def starts(self, first_sample: int, count: int) -> np.ndarray:
+        """Token offsets of global samples ``first_sample ... first_sample + count - 1``."""
+        idx = np.arange(first_sample, first_sample + count)
+        out = np.empty(count, dtype=np.int64)
+        for epoch in np.unique(idx // self.n_windows):
+            sel = idx // self.n_windows == epoch
+            out[sel] = self._perm(int(epoch))[idx[sel] % self.n_windows] * self.seq_len
+        return out
+
+
+def step_batch(
+    tokens: np.ndarray, order: DataOrder, cfg: TrainConfig, step: int, rank: int = 0, world: int = 1
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Inputs, targets and the global valid-target count of ``step`` for one rank.
+
+    The rank takes rows ``rank, rank + world, ...`` of the global batch.  In
+    the final, partial step only the remaining budget is used: whole windows
+    plus a prefix of one more, the rest of its targets set to -100.
+
+    Returns
+    -------
+    x, y : LongTensor (b, T)
+    n_global : int
+        Valid targets in the whole global batch (the loss normaliser).
+    """
+    T = cfg.model.seq_len
+    done = step * cfg.tokens_per_step
+    n_global = min(cfg.tokens_per_step, cfg.tokens - done)
+    if n_global <= 0:
+        raise ValueError(f"step {step} is past the token budget of {cfg.tokens}")
+    n_rows = -(-n_global // T)
+    starts = order.starts(step * cfg.batch_size, n_rows)
+    rows = np.arange(rank, n_rows, world)
+    x = np.empty((len(rows), T), dtype=np.int64)
+    y = np.empty((len(rows), T), dtype=np.int64)
+    for i, r in enumerate(rows):
+        window = tokens[starts[r] : starts[r] + T + 1].astype(np.int64)
+        x[i], y[i] = window[:-1], window[1:]
+        valid = n_global - r * T
+        if valid < T:
+            y[i, valid:] = -100
+    return torch.from_numpy(x), torch.from_numpy(y), n_global
+
+
+def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+    """Multiplier of the peak lr at each step: linear warmup, cosine to ``min_lr_ratio``.
+
+    Examples
+    --------
+    >>> from scaling_lib.model import GPTConfig
+    >>> cfg = TrainConfig(model=GPTConfig(d_model=32, n_layers=1, n_heads=2), tokens=4096 * 10,
+    ...                   batch_size=32, lr=1e-3, warmup_steps=2)
+    >>> f = lr_lambda(cfg)
+    >>> [round(f(s), 3) for s in (0, 1, 2, 9)]
+    [0.5, 1.0, 1.0, 0.1]
+    """
+    total, warm, floor = cfg.total_steps, cfg.warmup_steps, cfg.min_lr_ratio
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        span = max(1, total - 1 - warm)
+        progress = min(1.0, (step - warm) / span)
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return f
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def val_loss(model: torch.nn.Module, tokens: np.ndarray, seq_len: int, n_seqs: int, batch_size: int = 16) -> float:
+    """Mean next-token loss (nats) on ``n_seqs`` evenly spaced windows of ``tokens``.
+
+    The windows are fixed by the array alone, so every evaluation of every run
+    uses the same slice.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scaling_lib.model import GPT, GPTConfig
+    >>> m = GPT(GPTConfig(d_model=16, n_layers=1, n_heads=2, vocab_size=10, seq_len=8))
+    >>> 0 < val_loss(m, np.arange(200) % 10, 8, 4) < 5
+    True
+    """
+    n_avail = (len(tokens) - 1) // seq_len
+    if n_avail < 1:
+        raise ValueError(f"validation data has {len(tokens)} tokens, fewer than one window of {seq_len + 1}")
+    n = min(n_seqs, n_avail)
+    starts = (np.linspace(0, n_avail - 1, n).round().astype(np.int64)) * seq_len
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for i in range(0, n, batch_size):
+        win = np.stack([tokens[s : s + seq_len + 1] for s in starts[i : i + batch_size]]).astype(np.int64)
+        win = torch.from_numpy(win).to(device)
+        logits = model(win[:, :-1])
+        ce, _ = lm_loss(logits, win[:, 1:])
+        total += float(ce)
+        count += win[:, 1:].numel()
+    model.train(was_training)
+    return total / count
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """Write ``state`` with ``torch.save`` atomically (temporary file, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, cfg: TrainConfig | None = None) -> dict:
+    """Read a checkpoint written by :func:`train`; raise :class:`CheckpointError` if unusable.
+
+    Parameters
+    ----------
+    path : path-like
+    cfg : TrainConfig, optional
+        If given, the checkpoint must have been written for exactly this config.
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unpickling / zip error means the file is unusable
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or unreadable ({type(exc).__name__}: {exc}); "
+            "delete it to restart the run from scratch"
+        ) from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint {path} is not a {CHECKPOINT_FORMAT} checkpoint")
+    if cfg is not None and state.get("config") != cfg.to_dict():
+        raise CheckpointError(
+            f"checkpoint {path} was written for a different TrainConfig; "
+            "delete it or point the run at another checkpoint path"
+        )
+    return state
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def code_version(repo: str | os.PathLike | None = None) -> str:
+    """``git describe --always --dirty`` of the repository holding this package, or ``"unknown"``."""
+    repo = Path(repo) if repo is not None else Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=repo, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def default_device() -> str:
+    """``"cuda"`` when available, else ``"cpu"``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: weight decay on weight matrices, none on norm gains."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if name.endswith("norm.weight") or p.ndim < 2 else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train(
+    cfg: TrainConfig,
+    train_tokens: np.ndarray,
+    val_tokens: np.ndarray,
+    *,
+    checkpoint_path: str | os.PathLike | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    desc: str | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train a fresh GPT (or resume one from ``checkpoint_path``) on exactly ``cfg.tokens`` tokens.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    train_tokens, val_tokens : np.ndarray of ints
+        Token ids; the trainer never reads corpora itself.
+    checkpoint_path : path-like, optional
+        Where checkpoints are written; if the file exists the run resumes from
+        it (it must match ``cfg``, else :class:`CheckpointError`).  Deleted at
+        the end is left to the caller.
+    device : str, optional
+        ``"cpu"`` or ``"cuda"``; default :func:`default_device`.
+    progress : bool
+        Show a tqdm bar with tokens/s (rank 0 only).
+    desc : str, optional
+        Label of the progress bar.
+    on_step : callable, optional
+        Called with the number of completed steps after every step (and any
+        checkpoint it triggers); raising from it stops the run as a crash would.
+
+    Returns
+    -------
+    TrainResult
+    """
+    from tqdm.auto import tqdm
+
+    device = device or default_device()
+    distributed = dist.is_available() and dist.is_initialized()
+    rank = dist.get_rank() if distributed else 0
+    world = dist.get_world_size() if distributed else 1
+    if world > cfg.batch_size:
+        raise ValueError(f"world size {world} exceeds the global batch of {cfg.batch_size} sequences")
+    if int(np.max(train_tokens)) >= cfg.model.vocab_size:
+        raise ValueError(
+            f"training tokens contain id {int(np.max(train_tokens))} >= vocab_size {cfg.model.vocab_size}"
+        )
+    on_cuda = device.startswith("cuda")
+
+    torch.manual_seed(cfg.seed)
+    model = GPT(cfg.model).to(device)
+    optimizer = torch.optim.AdamW(
+        _decay_groups(model, cfg.weight_decay),
+        lr=cfg.lr,
+        betas=(cfg.beta1, cfg.beta2),
+        eps=cfg.adam_eps,
+        fused=on_cuda,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+
+    start_step, curve, wall_before, resumed = 0, [], 0.0, 0
+    if checkpoint_path is not None and Path(checkpoint_path).exists():
+        state = load_checkpoint(checkpoint_path, cfg)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_step, curve, wall_before = state["step"], [tuple(c) for c in state["curve"]], state["wall_s"]
+        resumed = start_step
+
+    step_model = model
+    if on_cuda:
+        step_model = torch.compile(model)
+    if distributed:
+        step_model = DistributedDataParallel(step_model, device_ids=[torch.cuda.current_device()] if on_cuda else None)
+
+    order = DataOrder(len(train_tokens), cfg.model.seq_len, cfg.seed)
+    total = cfg.total_steps
+    eval_steps = set(np.linspace(0, total, cfg.eval_points + 1).round().astype(int)[1:].tolist())
+    eval_steps.add(total)
+    micro = cfg.micro_batch_size
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda else torch.autocast("cpu", enabled=False)
+
+    def checkpoint(step: int, wall: float) -> None:
+        if checkpoint_path is None or rank != 0:
+            return
+        save_checkpoint(
+            checkpoint_path,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "config": cfg.to_dict(),
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "curve": [list(c) for c in curve],
+                "wall_s": wall,
+            },
+        )
+
+    bar = tqdm(
+        total=cfg.tokens,
+        initial=min(cfg.tokens, start_step * cfg.tokens_per_step),
+        unit="tok",
+        unit_scale=True,
+        desc=desc,
+        disable=not progress or rank != 0,
+        smoothing=0.1,
+        mininterval=2.0,
+    )
+    t0 = time.perf_counter()
+    last_ckpt = t0
+    train_loss = float("nan")
+    model.train()
+    for step in range(start_step, total):
+        x, y, n_global = step_batch(train_tokens, order, cfg, step, rank, world)
+        if len(x) == 0:  # this rank has no rows in a partial final batch: a fully masked dummy row
+            x = torch.zeros((1, cfg.model.seq_len), dtype=torch.long)
+            y = torch.full((1, cfg.model.seq_len), -100, dtype=torch.long)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        chunk = micro or len(x)
+        ce_total = 0.0
+        for i in range(0, len(x), chunk):
+            sync = distributed and i + chunk < len(x)
+            ctx = step_model.no_sync() if sync else torch.enable_grad()
+            with ctx, amp:
+                logits = step_model(x[i : i + chunk])  # (b, T, V)
+                ce, z = lm_loss(logits, y[i : i + chunk], cfg.z_loss)
+                # DDP averages gradients over ranks, hence the factor `world`
+                loss = (ce + z) * world / n_global
+            loss.backward()
+            ce_total += float(ce.detach())
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        if distributed:
+            ce_sum = torch.tensor(ce_total, dtype=torch.float64)
+            dist.all_reduce(ce_sum)
+            ce_total = float(ce_sum)
+        train_loss = ce_total / n_global
+        done = step + 1
+        tokens_done = min(cfg.tokens, done * cfg.tokens_per_step)
+        bar.update(tokens_done - bar.n)
+        if done in eval_steps:
+            loss_en = val_loss(model, val_tokens, cfg.model.seq_len, cfg.eval_seqs)
+            curve.append((done, tokens_done, loss_en))
+            bar.set_postfix(loss_en=f"{loss_en:.3f}", refresh=False)
+        now = time.perf_counter()
+        if done < total and (
+            (cfg.checkpoint_every and done % cfg.checkpoint_every == 0)
+            or now - last_ckpt >= cfg.checkpoint_every_s
+        ):
+            checkpoint(done, wall_before + now - t0)
+            last_ckpt = now
+        if on_step is not None:
+            on_step(done)
+    bar.close()
+    wall = wall_before + time.perf_counter() - t0
+    final = curve[-1][2] if curve else val_loss(model, val_tokens, cfg.model.seq_len, cfg.eval_seqs)
+    return TrainResult(
+        config=cfg,
+        model=model,
+        final_loss=float(final),
+        train_loss=float(train_loss),
+        curve=[(int(s), int(t), float(v)) for s, t, v in curve],
+        tokens_seen=cfg.tokens,
+        steps=total,
+        wall_s=float(wall),
+        device=device if not on_cuda else torch.cuda.get_device_name(),
+        resumed_from_step=resumed,
+    )
