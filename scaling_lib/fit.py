@@ -7,20 +7,28 @@ Two objectives:
     ``fit_space`` is ``"log"``, such as :data:`~scaling_lib.laws.POWER`).
     This is the protocol of Gadre et al. (2024), whose code (the public
     ``mlfoundations/scaling`` repository, ``scaling/laws.py``) fits eq. (4)
-    with ``scipy.optimize.curve_fit`` on raw losses from a grid of 128
-    initial points and keeps the fit with the smallest residual.
+    with ``scipy.optimize.curve_fit`` (unbounded Levenberg-Marquardt) on raw
+    losses from a grid of 128 initial points and keeps the fit with the
+    smallest residual; it fits the error law eq. (5) the same way, from
+    curve_fit's default start. Here the fit is bounded (``E, a, b >= 0``).
 ``"huber_log"``
     Hoffmann et al. (2022) approach 3: minimise the Huber loss
     (``delta = 1e-3``) of ``log(prediction) - log(target)``. It down-weights
     outliers and treats errors as relative rather than absolute.
 
-Both run a bounded trust-region optimiser (``scipy.optimize.least_squares``)
-from every point of the law's start grid. For each grid value of the
-nonlinear parameters (the exponents) the parameters the law is linear in are
-first solved exactly by bounded linear least squares, so every start is
-already the best point on its slice of parameter space; this is why a grid
-of a few exponents replaces the paper's 128 blind starts. A start that raises
-or fails to converge is recorded and counted, never fatal.
+Every law here is linear in some parameters once its exponents are fixed
+(``Law.linear_params``, ``Law.basis``). For ``"lsq"`` in a linear fit space
+the default method is therefore variable projection: scan the law's start
+grid of exponents with the linear parameters solved exactly (bounded linear
+least squares), then minimise this profiled objective from the best grid
+points (a bounded Brent search for one exponent, trust-region least squares
+for several). A grid of a few exponents so replaces the paper's 128 blind
+starts. Other cases run bounded trust-region least squares
+(``scipy.optimize.least_squares``) on all parameters from every grid point,
+each start profiled first; ``"huber_log"`` does a smooth log-space
+least-squares stage and then minimises Huber losses with a threshold
+shrinking to ``delta``. A start that raises or fails to converge is
+recorded and counted, never fatal.
 
 Uncertainty comes from a bootstrap over runs: resample the rows with
 replacement, refit from the full-data optimum (one warm start), and take
@@ -209,7 +217,11 @@ class _Problem:
         return p
 
     def profile_value(self, theta, template, lo, hi) -> float:
-        value = self.value(self.profile(np.atleast_1d(theta), template, lo, hi))
+        """Profiled objective; ``inf`` where the law cannot be evaluated."""
+        try:
+            value = self.value(self.profile(np.atleast_1d(theta), template, lo, hi))
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+            return math.inf
         return value if np.isfinite(value) else math.inf
 
     def refine_profile(self, theta0: np.ndarray, bracket, template, lo, hi):
@@ -222,10 +234,11 @@ class _Problem:
         nl = self.nonlinear_index
         if len(nl) == 1:
             a, b = bracket
-            sol = minimize_scalar(
-                self.profile_value, bounds=(a, b), method="bounded",
-                args=(template, lo, hi), options={"xatol": 1e-9 * max(1.0, abs(theta0[0]))},
-            )
+            with np.errstate(invalid="ignore", over="ignore"):
+                sol = minimize_scalar(
+                    self.profile_value, bounds=(a, b), method="bounded",
+                    args=(template, lo, hi), options={"xatol": 1e-9 * max(1.0, abs(theta0[0]))},
+                )
             p = self.profile(np.atleast_1d(sol.x), template, lo, hi)
             return p, self.value(p), bool(sol.success), int(sol.nfev), str(sol.message)
 
@@ -245,12 +258,41 @@ class _Problem:
         return _Problem(self.law, {k: v[idx] for k, v in self.x.items()}, self.y[idx], self.objective, self.delta)
 
     def solve(self, p0: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_nfev: int | None):
-        kwargs = {"loss": "huber", "f_scale": self.delta} if self.objective == "huber_log" else {}
+        """Bounded trust-region least squares from ``p0``.
+
+        For ``huber_log`` a smooth stage (plain least squares on the log
+        residuals) runs first and the Huber loss is minimised from its result:
+        started far away, where every residual exceeds ``delta``, the Huber
+        objective is close to an L1 loss and the solver stalls.
+        """
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", OptimizeWarning)
-            return least_squares(
-                self.residuals, p0, bounds=(lo, hi), method="trf", x_scale="jac", max_nfev=max_nfev, **kwargs
-            )
+            sol = least_squares(self.residuals, p0, bounds=(lo, hi), method="trf", x_scale="jac", max_nfev=max_nfev)
+            if self.objective != "huber_log":
+                return sol
+            nfev = sol.nfev
+            for scale in _huber_schedule(np.abs(self.residuals(sol.x)), self.delta):
+                sol = least_squares(
+                    self.residuals, _inside(sol.x, lo, hi), bounds=(lo, hi), method="trf", x_scale="jac",
+                    max_nfev=max_nfev, loss="huber", f_scale=scale,
+                )
+                nfev += sol.nfev
+            sol.nfev = nfev
+            return sol
+
+
+def _huber_schedule(abs_residuals: np.ndarray, delta: float) -> list:
+    """Huber thresholds from the largest residual down to ``delta``, a factor ~3 apart.
+
+    Minimising a sequence of Huber losses with a shrinking threshold keeps the
+    solver in the region where most residuals are quadratic, so it moves
+    towards the robust optimum instead of stalling on an L1-like surface.
+    """
+    top = float(np.max(abs_residuals)) if abs_residuals.size else delta
+    if not np.isfinite(top) or top <= delta:
+        return [delta]
+    steps = int(np.ceil(np.log(top / delta) / np.log(3.0)))
+    return list(np.geomspace(top, delta, steps + 1)[1:])
 
 
 def _inside(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -545,15 +587,22 @@ def _fit_profile(problem: _Problem, grid: list, lo: np.ndarray, hi: np.ndarray, 
     law = problem.law
     nl = problem.nonlinear_index
     template = _template(lo, hi)
-    thetas, profiled, values = [], [], []
+    thetas, profiled, values, errors = [], [], [], []
     for point in grid:
         theta = np.array([float(point.get(law.param_names[i], template[i])) for i in nl])
         theta = np.clip(theta, lo[nl], hi[nl])
-        p = problem.profile(theta, template, lo, hi)
-        value = problem.value(p) if np.all(np.isfinite(p)) else math.nan
+        error = ""
+        try:
+            p = problem.profile(theta, template, lo, hi)
+            value = problem.value(p) if np.all(np.isfinite(p)) else math.nan
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+            p, value, error = template.copy(), math.nan, f"error: {exc}"
+            p[nl] = theta
+            p[problem.linear_index] = np.nan
         thetas.append(theta)
         profiled.append(p)
         values.append(value if np.isfinite(value) else math.nan)
+        errors.append(error or ("profiled" if np.isfinite(value) else "profile not finite"))
     values = np.array(values)
     finite = np.isfinite(values)
 
@@ -577,8 +626,7 @@ def _fit_profile(problem: _Problem, grid: list, lo: np.ndarray, hi: np.ndarray, 
     candidates = sorted(candidates, key=lambda c: values[c[0]])[: max(int(n_refine), 1)]
 
     rows = [
-        _row(law, profiled[i], profiled[i], values[i], bool(finite[i]), False, 1,
-             "profiled" if finite[i] else "profile not finite")
+        _row(law, profiled[i], profiled[i], values[i], bool(finite[i]), False, 1, errors[i])
         for i in range(len(grid))
     ]
     for i, bracket in candidates:
