@@ -385,12 +385,15 @@ class FitResult:
         """Bootstrap refits over runs (cached per ``n_boot``).
 
         Each replicate resamples the runs with replacement (seeded by
-        ``seed``) and refits from the full-data optimum with one start.
+        ``seed``) and refits from the full-data optimum with one start. A
+        replicate with fewer distinct runs than parameters cannot identify
+        the law; it is recorded as unsuccessful and left out of intervals.
 
         Returns
         -------
         pandas.DataFrame
-            One row per replicate: a column per parameter and ``success``.
+            One row per replicate: a column per parameter, ``success`` and
+            ``n_unique`` (distinct runs drawn).
         """
         n_boot = DEFAULT_N_BOOT if n_boot is None else int(n_boot)
         if n_boot <= 0:
@@ -403,6 +406,11 @@ class FitResult:
         rows = []
         for _ in range(n_boot):
             idx = rng.integers(0, self.n_data, self.n_data)
+            n_unique = int(np.unique(idx).size)
+            if n_unique < self.n_params:
+                # fewer distinct runs than parameters: the law is not identified
+                rows.append({**dict.fromkeys(self.law.param_names, np.nan), "success": False, "n_unique": n_unique})
+                continue
             try:
                 sub = self._problem.subset(idx)
                 if self.method == "profile":
@@ -414,7 +422,7 @@ class FitResult:
                 ok = bool(ok and np.all(np.isfinite(values)))
             except (ValueError, FloatingPointError, np.linalg.LinAlgError):
                 ok, values = False, np.full(self.n_params, np.nan)
-            rows.append({**dict(zip(self.law.param_names, values)), "success": ok})
+            rows.append({**dict(zip(self.law.param_names, values)), "success": ok, "n_unique": n_unique})
         table = pd.DataFrame(rows)
         self._cache[n_boot] = table
         return table
@@ -535,7 +543,9 @@ class FitResult:
         if table is None:
             lines.append("  (no bootstrap run: call ci() or predict() with an interval)")
         else:
-            lines.append(f"  bootstrap over runs: {max(self._cache)} replicates")
+            boot = self._cache[max(self._cache)]
+            lines.append(f"  bootstrap over runs: {len(boot)} replicates, {int((~boot['success']).sum())} unusable "
+                         "(not converged or fewer distinct runs than parameters)")
         if self.dof <= 0:
             lines.append("  warning: no residual degrees of freedom; the fit interpolates the data")
         return "\n".join(lines)
