@@ -280,3 +280,19 @@ def test_published_fit_set_matches_curve_fit():
         best = min(best, float(np.sum((y - _paper_form(np.array([df["N"], df["M"]]), *popt)) ** 2)))
     assert res.rss <= best * (1 + 1e-6)
     assert 0.05 < res.params["eta"] < 0.3 and 1.0 < res.params["E"] < 3.0
+
+
+def test_unidentified_bootstrap_replicates_are_left_out():
+    df = synthetic(laws.OVERTRAINING, noise=0.01, seed=9).iloc[[0, 6, 12, 18, 19]]
+    res = fit.fit(laws.OVERTRAINING, df, "y", n_boot=60)
+    boot = res.bootstrap(60)
+    assert (~boot.loc[boot["n_unique"] < 4, "success"]).all()
+    assert boot["success"].sum() >= 2 and (boot["n_unique"] < 4).any()
+    assert "unusable" in res.report()
+
+
+def test_accepts_a_mapping_of_arrays():
+    df = synthetic(laws.SATURATING_POWER)
+    res = fit.fit(laws.SATURATING_POWER, {"x": df["x"].to_numpy(), "y": df["y"].to_numpy()}, "y")
+    assert res.run_ids[0] == "row 0"
+    np.testing.assert_allclose(res.params["alpha"], TRUE["saturating_power"]["alpha"], rtol=1e-6)
