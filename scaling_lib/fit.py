@@ -304,7 +304,7 @@ def _inside(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 # --- result ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class FitResult:
     """A fitted law with its data, every start and a bootstrap over runs.
 
@@ -353,6 +353,11 @@ class FitResult:
     method: str
     _problem: _Problem = field(repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
+        return (f"FitResult({self.law.name}, target={self.target!r}, objective={self.objective!r}, "
+                f"n={self.n_data}, k={self.n_params}, params=({params}), success={self.success})")
 
     # -- summaries of the fit itself
     @property
