@@ -66,14 +66,16 @@ class Protocol:
     rtol: float = 1e-6
 
     def __post_init__(self):
-        if self.n_small_shapes < 1 or self.n_overtrained_shapes < 0 or self.n_error_extra_shapes < 0:
+        counts = (self.n_overtrained_shapes, self.n_error_extra_shapes)
+        if self.n_small_shapes < 1 or min(counts) < 0:
             raise ValueError("Protocol: shape counts must be non-negative (n_small_shapes >= 1)")
         if self.n_overtrained_shapes > self.n_small_shapes:
             raise ValueError("Protocol: n_overtrained_shapes cannot exceed n_small_shapes")
 
 
 PAPER = Protocol()
-"""The default protocol of Gadre et al. (2024): 4 sizes at M=20, the smallest at M=320, the 5th size at M=20 for the error law."""
+"""The default protocol of Gadre et al. (2024): the 4 smallest sizes at M=20 and the smallest at
+M=320 fit the loss law; the 5th size at M=20 joins them for the error law."""
 
 
 def _check_columns(df, columns):
@@ -240,8 +242,14 @@ def relative_error_table(result, targets, target, *, interval=None):
 
     Examples
     --------
-    >>> res = fit.fit(laws.OVERTRAINING, select(df, "loss_fit"), target="loss_c4_val")  # doctest: +SKIP
-    >>> relative_error_table(res, select(df, "target"), "loss_c4_val")  # doctest: +SKIP
+    >>> from scaling_lib import fit, laws, runs
+    >>> df = runs.load_openlm_testbed()  # doctest: +SKIP
+    >>> rpj = df[df["train_set"] == "RedPajama"]  # doctest: +SKIP
+    >>> res = fit.fit(laws.OVERTRAINING, select(rpj, "loss_fit"),
+    ...               target="loss_c4_val")  # doctest: +SKIP
+    >>> table = relative_error_table(res, select(rpj, "target"), "loss_c4_val")  # doctest: +SKIP
+    >>> table["rel_err_pct"].round(1).tolist()  # doctest: +SKIP
+    [0.7, 0.7]
     """
     actual = _actual(targets, target)
     pred, lo, hi = _predict(result, targets, interval)

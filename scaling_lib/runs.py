@@ -125,9 +125,10 @@ def validate_runs(df, source="<run table>"):
     if missing:
         raise RunTableError(f"{source}: missing required column(s) {missing}; "
                             f"a run table needs {list(REQUIRED_COLUMNS)}")
-    ids = df["run_id"].astype(str)
     if df["run_id"].isna().any():
-        raise RunTableError(f"{source}: empty run_id in row(s) {list(np.flatnonzero(df['run_id'].isna()))}")
+        rows = list(np.flatnonzero(df["run_id"].isna()))
+        raise RunTableError(f"{source}: empty run_id in row(s) {rows}")
+    ids = df["run_id"].astype(str)
     dup = sorted(set(ids[ids.duplicated()]))
     if dup:
         raise RunTableError(f"{source}: duplicate run_id {dup}")
