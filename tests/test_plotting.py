@@ -63,3 +63,9 @@ def test_relative_error_heatmap():
     ax = plotting.relative_error_heatmap(pd.DataFrame({"a": [1.0, 2.0]}, index=["x", "y"]))
     assert [t.get_text() for t in ax.texts] == ["1.0", "2.0"]
     plt.close("all")
+
+
+def test_docstring_examples():
+    import doctest
+
+    assert doctest.testmod(plotting).failed == 0

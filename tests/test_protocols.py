@@ -133,3 +133,9 @@ def test_paper_loss_fit_predicts_targets(openlm):
     table = protocols.relative_error_table(res, protocols.select(rpj, "target"), "loss_c4_val")
     # extrapolating ~300x in compute from five runs: within a few percent, as the paper reports
     assert (table["rel_err_pct"] < 5.0).all(), table
+
+
+def test_docstring_examples():
+    import doctest
+
+    assert doctest.testmod(protocols).failed == 0

@@ -295,3 +295,9 @@ def test_append_run_failed_write_keeps_old_table(tmp_path, monkeypatch):
         runs.append_run(path, _row("r1"))
     assert path.read_text() == before
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_docstring_examples():
+    import doctest
+
+    assert doctest.testmod(runs).failed == 0
