@@ -115,6 +115,9 @@ def main(argv=None):
     print(f"    params {paper}")
     print(f"speedup {t_paper / t_ours:.1f}x best-of-n (medians {med_paper / med_ours:.1f}x); "
           f"RSS (a)/(b) - 1 = {rss_ours / rss_paper - 1:+.2e}")
+    huber, t_huber, _ = timed(lambda: fit.fit(laws.OVERTRAINING, df, target=TARGET, objective="huber_log"), 3)
+    print(f"(c) scaling_lib.fit, objective='huber_log' (for reference): wall {t_huber * 1e3:.1f} ms  "
+          f"RSS {rss_of(huber.params, df):.6e}  eta {huber.params['eta']:.4f}")
     t0 = time.perf_counter()
     ours.bootstrap(200)
     print(f"bootstrap over runs, 200 warm-started refits: {time.perf_counter() - t0:.2f} s")

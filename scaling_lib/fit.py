@@ -257,27 +257,42 @@ class _Problem:
     def subset(self, idx: np.ndarray) -> _Problem:
         return _Problem(self.law, {k: v[idx] for k, v in self.x.items()}, self.y[idx], self.objective, self.delta)
 
-    def solve(self, p0: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_nfev: int | None):
+    def solve(self, p0: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_nfev: int | None,
+              smooth_first: bool = True, memo: dict | None = None):
         """Bounded trust-region least squares from ``p0``.
 
         For ``huber_log`` a smooth stage (plain least squares on the log
         residuals) runs first and the Huber loss is minimised from its result:
         started far away, where every residual exceeds ``delta``, the Huber
         objective is close to an L1 loss and the solver stalls.
+        ``smooth_first=False`` skips the smooth stage (for a warm start at a
+        Huber optimum). ``memo`` shares the Huber stage between starts whose
+        smooth stages ended at the same point.
         """
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", OptimizeWarning)
-            sol = least_squares(self.residuals, p0, bounds=(lo, hi), method="trf", x_scale="jac", max_nfev=max_nfev)
-            if self.objective != "huber_log":
-                return sol
-            nfev = sol.nfev
-            for scale in _huber_schedule(np.abs(self.residuals(sol.x)), self.delta):
+            nfev = 0
+            if smooth_first or self.objective != "huber_log":
+                sol = least_squares(self.residuals, p0, bounds=(lo, hi), method="trf", x_scale="jac",
+                                    max_nfev=max_nfev)
+                if self.objective != "huber_log":
+                    return sol
+                nfev, x = sol.nfev, sol.x
+            else:
+                x = p0
+            key = tuple(f"{v:.7g}" for v in x)
+            if memo is not None and key in memo:
+                return memo[key]
+            for scale in _huber_schedule(np.abs(self.residuals(x)), self.delta):
                 sol = least_squares(
-                    self.residuals, _inside(sol.x, lo, hi), bounds=(lo, hi), method="trf", x_scale="jac",
+                    self.residuals, _inside(x, lo, hi), bounds=(lo, hi), method="trf", x_scale="jac",
                     max_nfev=max_nfev, loss="huber", f_scale=scale,
                 )
                 nfev += sol.nfev
+                x = sol.x
             sol.nfev = nfev
+            if memo is not None:
+                memo[key] = sol
             return sol
 
 
@@ -422,7 +437,7 @@ class FitResult:
                     theta = p_best[sub.nonlinear_index]
                     values, _, ok, _, _ = sub.refine_profile(theta, _wide_bracket(theta, lo, hi, sub), p_best, lo, hi)
                 else:
-                    sol = sub.solve(p_best, lo, hi, max_nfev=None)
+                    sol = sub.solve(p_best, lo, hi, max_nfev=None, smooth_first=False)
                     ok, values = bool(sol.success), sol.x
                 ok = bool(ok and np.all(np.isfinite(values)))
             except (ValueError, FloatingPointError, np.linalg.LinAlgError):
@@ -656,7 +671,7 @@ def _fit_profile(problem: _Problem, grid: list, lo: np.ndarray, hi: np.ndarray, 
 
 def _fit_full(problem: _Problem, grid: list, lo: np.ndarray, hi: np.ndarray, max_nfev: int | None) -> list:
     law = problem.law
-    rows = []
+    rows, memo = [], {}
     for point in grid:
         p0 = np.full(law.n_params, np.nan)
         try:
@@ -668,7 +683,7 @@ def _fit_full(problem: _Problem, grid: list, lo: np.ndarray, hi: np.ndarray, max
                 p0 = problem.profile(np.clip(theta, lo[problem.nonlinear_index], hi[problem.nonlinear_index]),
                                      template, lo, hi)
             p0 = _inside(p0, lo, hi)
-            sol = problem.solve(p0, lo, hi, max_nfev)
+            sol = problem.solve(p0, lo, hi, max_nfev, memo=memo)
             value = problem.value(sol.x)
             ok = bool(sol.success and np.isfinite(value))
             rows.append(_row(law, p0, sol.x, value, ok, True, int(sol.nfev), str(sol.message)))
