@@ -189,3 +189,12 @@ def test_bad_inputs():
         TransformerShape(64, 0, 4, 1000)
     with pytest.raises(ValueError, match="ffn must be"):
         TransformerShape(64, 2, 4, 1000, ffn="moe")
+
+
+def test_docstring_examples():
+    import doctest
+
+    from scaling_lib import counting as module
+
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

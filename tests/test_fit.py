@@ -296,3 +296,12 @@ def test_accepts_a_mapping_of_arrays():
     res = fit.fit(laws.SATURATING_POWER, {"x": df["x"].to_numpy(), "y": df["y"].to_numpy()}, "y")
     assert res.run_ids[0] == "row 0"
     np.testing.assert_allclose(res.params["alpha"], TRUE["saturating_power"]["alpha"], rtol=1e-6)
+
+
+def test_docstring_examples():
+    import doctest
+
+    from scaling_lib import fit as module
+
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

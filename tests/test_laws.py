@@ -107,3 +107,12 @@ def test_evaluate_reads_columns_and_renames():
     assert laws.fit_inputs_for(laws.ERROR, ["loss_c4_val"]) == {"L": "loss_c4_val"}
     with pytest.raises(ValueError, match="has inputs"):
         laws.fit_inputs_for(laws.OVERTRAINING, ["N"])
+
+
+def test_docstring_examples():
+    import doctest
+
+    from scaling_lib import laws as module
+
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
