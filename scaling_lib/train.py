@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -530,7 +531,7 @@ def train(
         desc=desc,
         disable=not progress or rank != 0,
         smoothing=0.1,
-        mininterval=2.0,
+        mininterval=2.0 if sys.stderr.isatty() else 60.0,
     )
     t0 = time.perf_counter()
     last_ckpt = t0
