@@ -1,0 +1,448 @@
+"""Train every run of a named testbed, resumably, and append the results to its run table.
+
+Usage::
+
+    python -m scaling_lib.sweep --testbed cpu-tiny [--workers 2] [--shard i/n]
+
+The sweep orders the testbed's runs cheapest first (by ``6 N D``), keeps the
+``i``-th of every ``n`` runs when sharded (``--shard 0/2`` and ``--shard 1/2``
+split the work between two machines, 0-based), skips runs already in the run
+table, and trains the rest in parallel worker processes with one torch thread
+each.  A killed sweep restarted with the same command resumes each unfinished
+run from its last checkpoint.
+
+Outputs (``<out>`` defaults to ``data/testbeds/<testbed>`` in the repository):
+
+* ``<out>/runs.csv``: the run table (:mod:`scaling_lib.runs` schema), one row
+  appended atomically per finished run;
+* ``<out>/runs/<run_id>.json``: config, validation curve, final evaluations,
+  wall time, device and code version of the run;
+
+and in the git-ignored work directory (``.cache/sweep/<testbed>``):
+``checkpoints/<run_id>.pt`` while a run is in progress and
+``models/<run_id>.pt`` (final weights and config) after it finished.
+
+Under ``torchrun`` (``WORLD_SIZE > 1``) every run is trained by all ranks with
+DistributedDataParallel and rank 0 evaluates and writes.
+
+Examples
+--------
+>>> from scaling_lib import sweep, testbeds
+>>> tb = testbeds.get_testbed("cpu-tiny")
+>>> [r.run_id for r in sweep.plan(tb)[:2]]
+['s1_M5_s0', 's1_M10_s0']
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scaling_lib.testbeds import RunSpec, Testbed, get_testbed, known_testbeds
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SweepError(RuntimeError):
+    """A sweep cannot start or a run failed."""
+
+
+@dataclass(frozen=True)
+class SweepPaths:
+    """Where a sweep writes: the committed results and the git-ignored work directory."""
+
+    out_dir: Path
+    work_dir: Path
+    corpus_cache: Path | None = None
+
+    @property
+    def table(self) -> Path:
+        """The run-table CSV."""
+        return self.out_dir / "runs.csv"
+
+    def record(self, run_id: str) -> Path:
+        """The per-run JSON record."""
+        return self.out_dir / "runs" / f"{run_id}.json"
+
+    def checkpoint(self, run_id: str) -> Path:
+        """The in-progress training checkpoint."""
+        return self.work_dir / "checkpoints" / f"{run_id}.pt"
+
+    def final_model(self, run_id: str) -> Path:
+        """The final weights of a finished run."""
+        return self.work_dir / "models" / f"{run_id}.pt"
+
+    @classmethod
+    def default(cls, testbed: str, corpus_cache: str | os.PathLike | None = None) -> "SweepPaths":
+        """``data/testbeds/<testbed>`` and ``.cache/sweep/<testbed>`` under the repository."""
+        return cls(
+            out_dir=REPO_ROOT / "data" / "testbeds" / testbed,
+            work_dir=REPO_ROOT / ".cache" / "sweep" / testbed,
+            corpus_cache=Path(corpus_cache) if corpus_cache is not None else None,
+        )
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse ``"i/n"`` (0-based ``i < n``).
+
+    Examples
+    --------
+    >>> parse_shard("1/2")
+    (1, 2)
+    """
+    try:
+        i, n = (int(t) for t in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like i/n (e.g. 0/2), got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard {text!r}: need 0 <= i < n (shards are 0-based)")
+    return i, n
+
+
+def plan(testbed: Testbed, shard: tuple[int, int] = (0, 1)) -> list[RunSpec]:
+    """The testbed's runs cheapest first (``6 N D``, then run id), this shard's share only."""
+    i, n = shard
+    ordered = sorted(testbed.runs, key=lambda r: (testbed.flops(r), r.run_id))
+    return ordered[i::n]
+
+
+def finished_run_ids(paths: SweepPaths) -> set[str]:
+    """Run ids already in the run table."""
+    if not paths.table.exists():
+        return set()
+    from scaling_lib import runs
+
+    return set(runs.load_runs(paths.table)["run_id"].astype(str))
+
+
+@functools.lru_cache(maxsize=4)
+def _tokens(split: str, cache_dir: str | None) -> np.ndarray:
+    from scaling_lib import corpora
+
+    return corpora.load_tokens(split, cache_dir=cache_dir, mmap=True)
+
+
+def check_inputs(testbed: Testbed, paths: SweepPaths, evaluate: bool) -> None:
+    """Fail early, with the corpus module's message, if a needed split or the tokenizer is missing."""
+    cache = str(paths.corpus_cache) if paths.corpus_cache is not None else None
+    for split in (testbed.train_split, testbed.val_split):
+        try:
+            _tokens(split, cache)
+        except FileNotFoundError as exc:
+            raise SweepError(f"testbed {testbed.name!r} needs corpus split {split!r}: {exc}") from exc
+    if evaluate:
+        from scaling_lib import tokenizer
+
+        try:
+            tokenizer.load_tokenizer(cache)
+        except FileNotFoundError as exc:
+            raise SweepError(f"testbed {testbed.name!r} needs the tokenizer for evaluation: {exc}") from exc
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def evaluate_model(model, testbed: Testbed, paths: SweepPaths, evaluate: bool) -> dict:
+    """Run-table evaluation columns of a trained model.
+
+    With ``evaluate`` the full :func:`scaling_lib.evals.evaluate` (losses on
+    en/code/de with 95% intervals, bits per byte, downstream errors); without,
+    only the validation loss on the testbed's validation split.
+    """
+    from scaling_lib import evals
+
+    model.eval()
+    cache = str(paths.corpus_cache) if paths.corpus_cache is not None else None
+    if evaluate:
+        from scaling_lib import tokenizer
+
+        tok = tokenizer.load_tokenizer(cache)
+        return evals.evaluate(model, tok, seq_len=testbed.seq_len, cache_dir=cache)
+    r = evals.eval_loss(model, _tokens(testbed.val_split, cache), testbed.seq_len, n_seqs=128, batch_size=64)
+    name = testbed.val_split.removeprefix("val_")
+    return {f"loss_{name}": r["loss"], f"loss_{name}_lo": r["lo"], f"loss_{name}_hi": r["hi"]}
+
+
+def train_run(
+    testbed: Testbed,
+    run: RunSpec,
+    paths: SweepPaths,
+    *,
+    evaluate: bool = True,
+    device: str | None = None,
+    code_version: str = "unknown",
+    progress: bool = True,
+) -> dict:
+    """Train (or resume) one run, evaluate it, write its JSON record and final weights.
+
+    Returns
+    -------
+    dict
+        The run-table row (not yet appended to the table).
+    """
+    import torch
+
+    from scaling_lib import counting
+    from scaling_lib.train import train
+
+    cfg = testbed.train_config(run)
+    cache = str(paths.corpus_cache) if paths.corpus_cache is not None else None
+    train_tokens = _tokens(testbed.train_split, cache)
+    val_tokens = _tokens(testbed.val_split, cache)
+    ckpt = paths.checkpoint(run.run_id)
+    res = train(cfg, train_tokens, val_tokens, checkpoint_path=ckpt, device=device,
+                progress=progress, desc=run.run_id)
+    rank0 = not (torch.distributed.is_available() and torch.distributed.is_initialized()) \
+        or torch.distributed.get_rank() == 0
+    if not rank0:
+        return {}
+    t_eval = time.perf_counter()
+    model = res.model.float().cpu() if res.model.parameters().__next__().is_cuda else res.model
+    scores = evaluate_model(model, testbed, paths, evaluate)
+    eval_s = time.perf_counter() - t_eval
+
+    counts = counting.param_counts(cfg.model.shape())
+    N = int(counts["total"])
+    D = int(res.tokens_seen)
+    row = {
+        "run_id": run.run_id,
+        "N": N,
+        "D": D,
+        "M": D / N,
+        "flops": 6.0 * N * D,
+        "testbed": testbed.name,
+        "train_set": testbed.train_split,
+        "model": run.shape,
+        "role": run.role,
+        "d_model": cfg.model.d_model,
+        "n_layers": cfg.model.n_layers,
+        "n_heads": cfg.model.n_heads,
+        "vocab_size": cfg.model.vocab_size,
+        "seq_len": cfg.model.seq_len,
+        "N_ne": int(counts["non_embedding"]),
+        "N_emb": int(counts["embedding"]),
+        "seed": run.seed,
+        "epochs": D / len(train_tokens),
+        "lr": cfg.lr,
+        "batch_size": cfg.batch_size,
+        "warmup": cfg.warmup_steps,
+        "steps": res.steps,
+        "train_loss": res.train_loss,
+        **scores,
+        "wall_s": res.wall_s + eval_s,
+        "device": res.device,
+        "code_version": code_version,
+    }
+    record = {
+        "run_id": run.run_id,
+        "testbed": testbed.name,
+        "role": run.role,
+        "multiplier": run.multiplier,
+        "config": cfg.to_dict(),
+        "param_counts": {k: int(v) for k, v in counts.items() if isinstance(v, (int, np.integer))},
+        "curve": [{"step": s, "tokens": t, "loss_en": v} for s, t, v in res.curve],
+        "evals": scores,
+        "train_wall_s": res.wall_s,
+        "eval_wall_s": eval_s,
+        "resumed_from_step": res.resumed_from_step,
+        "device": res.device,
+        "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "code_version": code_version,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "row": row,
+    }
+    paths.final_model(run.run_id).parent.mkdir(parents=True, exist_ok=True)
+    from scaling_lib.train import save_checkpoint
+
+    save_checkpoint(paths.final_model(run.run_id), {"config": cfg.to_dict(), "model": res.model.state_dict()})
+    _atomic_write_text(paths.record(run.run_id), json.dumps(record, indent=1, default=float) + "\n")
+    if ckpt.exists():
+        ckpt.unlink()
+    return row
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _worker(job: tuple) -> dict:
+    testbed_name, run, paths, evaluate, device, code_version, testbed = job
+    tb = testbed if testbed is not None else get_testbed(testbed_name)
+    try:
+        row = train_run(tb, run, paths, evaluate=evaluate, device=device, code_version=code_version)
+        return {"run_id": run.run_id, "ok": True, "row": row}
+    except Exception:  # reported by the parent; the other runs go on
+        return {"run_id": run.run_id, "ok": False, "error": traceback.format_exc()}
+
+
+def _recover_records(paths: SweepPaths, pending: list[RunSpec]) -> list[RunSpec]:
+    """Append rows of runs whose JSON record exists but whose row is missing (crash in between)."""
+    from scaling_lib import runs
+
+    left = []
+    for run in pending:
+        rec = paths.record(run.run_id)
+        if rec.exists():
+            try:
+                row = json.loads(rec.read_text(encoding="utf-8"))["row"]
+            except (json.JSONDecodeError, KeyError):
+                left.append(run)
+                continue
+            runs.append_run(paths.table, row)
+        else:
+            left.append(run)
+    return left
+
+
+def run_sweep(
+    testbed: Testbed,
+    paths: SweepPaths,
+    *,
+    workers: int = 1,
+    threads: int = 1,
+    shard: tuple[int, int] = (0, 1),
+    evaluate: bool = True,
+    device: str | None = None,
+    max_runs: int | None = None,
+    log=print,
+) -> dict:
+    """Train the pending runs of ``testbed`` (this shard), appending rows as they finish.
+
+    Parameters
+    ----------
+    testbed : Testbed
+    paths : SweepPaths
+    workers : int
+        Parallel worker processes (1: in this process).
+    threads : int
+        Torch threads per worker.
+    shard : (i, n)
+    evaluate : bool
+        Full evaluation suite (else validation loss only).
+    device : str, optional
+    max_runs : int, optional
+        Train at most this many pending runs (cheapest first).
+    log : callable
+        Receives one-line progress messages.
+
+    Returns
+    -------
+    dict
+        ``done`` (run ids trained now), ``skipped`` (already finished) and
+        ``failed`` (run id -> traceback).
+    """
+    from scaling_lib import runs
+    from scaling_lib.train import code_version
+
+    check_inputs(testbed, paths, evaluate)
+    planned = plan(testbed, shard)
+    finished = finished_run_ids(paths)
+    pending = [r for r in planned if r.run_id not in finished]
+    pending = _recover_records(paths, pending)
+    skipped = [r.run_id for r in planned if r not in pending]
+    if max_runs is not None:
+        pending = pending[:max_runs]
+    version = code_version()
+    log(f"[sweep] {testbed.name} shard {shard[0]}/{shard[1]}: {len(planned)} planned, "
+        f"{len(skipped)} finished, {len(pending)} to train on {workers} worker(s); code {version}")
+    known = get_testbed(testbed.name) if testbed.name in known_testbeds() else None
+    carry = None if known == testbed else testbed
+    jobs = [(testbed.name, r, paths, evaluate, device, version, carry) for r in pending]
+    done, failed = [], {}
+
+    def handle(result: dict) -> None:
+        if result["ok"]:
+            if result["row"]:
+                runs.append_run(paths.table, result["row"])
+                row = result["row"]
+                loss_key = f"loss_{testbed.val_split.removeprefix('val_')}"
+                log(f"[sweep] finished {result['run_id']}: {loss_key}={row.get(loss_key, float('nan')):.4f} "
+                    f"wall {row['wall_s']:.0f}s")
+            done.append(result["run_id"])
+        else:
+            failed[result["run_id"]] = result["error"]
+            log(f"[sweep] FAILED {result['run_id']}:\n{result['error']}")
+
+    if workers <= 1:
+        _init_worker(threads)
+        for job in jobs:
+            handle(_worker(job))
+    else:
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(threads,), maxtasksperchild=1) as pool:
+            for result in pool.imap_unordered(_worker, jobs, chunksize=1):
+                handle(result)
+    return {"done": done, "skipped": skipped, "failed": failed}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m scaling_lib.sweep", description=__doc__.split("\n")[0])
+    parser.add_argument("--testbed", required=True, help=f"one of {sorted(known_testbeds())}")
+    parser.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    parser.add_argument("--shard", default="0/1", help="i/n: train every n-th run starting at i (0-based)")
+    parser.add_argument("--out", default=None, help="results directory (default data/testbeds/<testbed>)")
+    parser.add_argument("--work", default=None, help="checkpoint directory (default .cache/sweep/<testbed>)")
+    parser.add_argument("--corpus-cache", default=None, help="corpus cache (default: scaling_lib.corpora's)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--max-runs", type=int, default=None, help="train at most this many pending runs")
+    parser.add_argument("--no-evals", action="store_true", help="validation loss only, no downstream suite")
+    args = parser.parse_args(argv)
+
+    try:
+        testbed = get_testbed(args.testbed)
+        shard = parse_shard(args.shard)
+    except (KeyError, ValueError) as exc:
+        parser.error(str(exc.args[0]))
+    paths = SweepPaths.default(testbed.name, args.corpus_cache)
+    paths = SweepPaths(
+        out_dir=Path(args.out) if args.out else paths.out_dir,
+        work_dir=Path(args.work) if args.work else paths.work_dir,
+        corpus_cache=paths.corpus_cache,
+    )
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        import torch
+        import torch.distributed as dist
+
+        if args.workers != 1:
+            parser.error("under torchrun every run uses all ranks: use --workers 1")
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    try:
+        summary = run_sweep(
+            testbed, paths, workers=args.workers, threads=args.threads, shard=shard,
+            evaluate=not args.no_evals, device=args.device, max_runs=args.max_runs,
+            log=(lambda msg: print(msg, flush=True)) if rank0 else (lambda msg: None),
+        )
+    except SweepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if rank0:
+        print(f"[sweep] done: {len(summary['done'])} trained, {len(summary['skipped'])} already finished, "
+              f"{len(summary['failed'])} failed", flush=True)
+    return 1 if summary["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
