@@ -50,6 +50,8 @@ import numpy as np
 SCORINGS = ("total", "normalised")
 SOURCES = ("project", "bigbench")
 SUITE_FORMAT = 1
+BUILDER_VERSION = 2
+"""Bumped whenever task construction changes, so cached suites are rebuilt."""
 BIGBENCH_TASKS = ("social_iqa", "hyperbaton")
 
 # Agreement pairs: each word is swapped for its partner.
@@ -356,8 +358,14 @@ def _task_rng(seed: int, name: str) -> np.random.Generator:
 
 
 def _balanced_positions(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Answer positions with each of ``0..k-1`` used ``n//k`` or ``n//k+1`` times."""
-    return rng.permutation(np.arange(n) % k)
+    """Answer positions ``0, 1, ..., k-1, 0, 1, ...`` in item order.
+
+    Items are already in random order, so cycling the positions keeps them
+    independent of the content while every prefix of the item list (what
+    ``max_items`` evaluates) stays balanced to within one item per position.
+    A random rotation of the cycle comes from ``rng``.
+    """
+    return (np.arange(n) + int(rng.integers(k))) % k
 
 
 def _place(answer: str, distractors: Sequence[str], pos: int) -> tuple[tuple[str, ...], int]:
@@ -766,7 +774,7 @@ def build_suite(cache_dir=None, *, n_items: int = 1000, seed: int = 0,
     if tokenizer is None:
         tokenizer = tokenizer_mod.load_tokenizer(cache_dir=cache_dir)
     texts = list(texts)
-    meta = {"n_items": int(n_items), "seed": int(seed), "bigbench": bool(bigbench),
+    meta = {"builder": BUILDER_VERSION, "n_items": int(n_items), "seed": int(seed), "bigbench": bool(bigbench),
             "heldout_sha256": _sha256_texts(texts),
             "tokenizer_sha256": hashlib.sha256(tokenizer.to_str().encode()).hexdigest()}
     path = cache / "tasks" / "suite.json"

@@ -92,6 +92,8 @@ def test_answers_balanced_over_positions(built):
         c = Counter(it.answer for it in t.items)
         assert set(c) == set(range(k)), t.name
         assert max(c.values()) - min(c.values()) <= 1, (t.name, c)
+        for n in (k, 3 * k, 10 * k):        # every prefix is balanced too
+            assert Counter(it.answer for it in t.items[:n]) == {j: n // k for j in range(k)}
 
 
 def test_distractors_differ_from_answer(built):
