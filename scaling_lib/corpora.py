@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -179,7 +180,17 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+_TOOLS = {"npm": "npm (Node.js)", "apt-get": "apt-get (Debian/Ubuntu)", "dpkg-deb": "dpkg-deb (package dpkg)"}
+
+
+def _require(tool: str) -> None:
+    if shutil.which(tool) is None:
+        raise RuntimeError(f"{tool} not found on PATH; fetching and reading these sources needs {_TOOLS[tool]}")
+
+
 def _run(cmd: Sequence[str], cwd: Path) -> subprocess.CompletedProcess:
+    if cmd[0] in _TOOLS:
+        _require(cmd[0])
     return subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True)
 
 
@@ -242,6 +253,7 @@ def fetch_package(pkg: Package, download_dir: str | os.PathLike) -> Path:
 
 def deb_version(path: Path) -> str:
     """Version recorded in a ``.deb`` file's control data."""
+    _require("dpkg-deb")
     res = subprocess.run(["dpkg-deb", "-f", str(path), "Version"], capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"cannot read the version of {path}: {res.stderr}")
@@ -253,9 +265,9 @@ def iter_deb_members(path: Path, keep: Callable[[str], bool]) -> Iterator[tuple[
 
     Names are relative (``usr/share/...``), in sorted order.
     """
+    _require("dpkg-deb")
     proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(path)], stdout=subprocess.PIPE)
     out = {}
-    assert proc.stdout is not None
     with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
         for m in tar:
             name = m.name.lstrip("./")
@@ -570,33 +582,46 @@ def html_to_text(page: str) -> str:
     return "\n\n".join(p for p in paragraphs if _is_prose(p))
 
 
-_OSIS_BOOK = re.compile(r'<div\b[^>]*\btype="book"[^>]*/>')
+_OSIS_CHAPTER_START = re.compile(r'<chapter\b[^>]*\bsID="([^"]+)"[^>]*/>')
+_OSIS_CHAPTER_END = re.compile(r'<chapter\b[^>]*\beID="[^"]*"[^>]*/>')
 
 
-def osis_to_books(osis: str) -> list[tuple[str, str]]:
-    """Split a SWORD module's OSIS text into ``(book id, plain text)`` pairs.
+def _osis_plain(osis: str) -> str:
+    body = re.sub(r"<note\b.*?</note>", "", osis, flags=re.S)
+    body = re.sub(r"<(title|chapter|lg|l)\b[^>]*>|</title>|<div\b[^>]*type=\"x-p\"[^>]*/>", "\n\n", body)
+    body = html.unescape(re.sub(r"<[^>]+>", "", body))
+    paragraphs = (" ".join(p.split()) for p in body.split("\n\n"))
+    return "\n\n".join(p for p in paragraphs if p)
 
-    Notes and cross references are dropped; titles, chapters and paragraph
-    markers become paragraph breaks; all other markup is removed.
+
+def osis_to_chapters(osis: str) -> list[tuple[str, str]]:
+    """Split a SWORD module's OSIS text into ``(chapter id, plain text)`` pairs.
+
+    A chapter runs to its closing milestone; material between chapters (book
+    titles, introductions) goes with the chapter that follows. Notes are
+    dropped; titles and paragraph markers become paragraph breaks; all other
+    markup is removed.
 
     Examples
     --------
-    >>> osis_to_books('<div osisID="Gen" sID="b1" type="book"/><title>Genesis</title>'
-    ...               '<chapter n="1"/> In the <w lemma="x">beginning</w>.<note>n</note>')
-    [('Gen', 'Genesis\\n\\nIn the beginning.')]
+    >>> osis_to_chapters('<title>Genesis</title><chapter sID="Gen.1"/> In the <w lemma="x">beginning</w>.'
+    ...                  '<note>n</note><chapter eID="Gen.1"/><chapter sID="Gen.2"/>Thus.<chapter eID="Gen.2"/>')
+    [('Gen.1', 'Genesis\\n\\nIn the beginning.'), ('Gen.2', 'Thus.')]
     """
-    starts = [m for m in _OSIS_BOOK.finditer(osis) if re.search(r'\ssID="', m.group(0))]
-    books = []
-    for i, m in enumerate(starts):
-        end = starts[i + 1].start() if i + 1 < len(starts) else len(osis)
-        book_id = re.search(r'osisID="([^"]+)"', m.group(0))
-        body = osis[m.end():end]
-        body = re.sub(r"<note\b.*?</note>", "", body, flags=re.S)
-        body = re.sub(r"<(title|chapter|lg|l)\b[^>]*>|</title>|<div\b[^>]*type=\"x-p\"[^>]*/>", "\n\n", body)
-        body = html.unescape(re.sub(r"<[^>]+>", "", body))
-        paragraphs = (" ".join(p.split()) for p in body.split("\n\n"))
-        books.append((book_id.group(1) if book_id else f"book{i}", "\n\n".join(p for p in paragraphs if p)))
-    return books
+    cuts = [m.end() for m in _OSIS_CHAPTER_END.finditer(osis)]
+    bounds = [0] + cuts + [len(osis)]
+    chapters: list[tuple[str, str]] = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        segment = osis[a:b]
+        text = _osis_plain(segment)
+        if not text:
+            continue
+        start = _OSIS_CHAPTER_START.search(segment)
+        if start is None and chapters:  # stray trailing material
+            chapters[-1] = (chapters[-1][0], chapters[-1][1] + "\n\n" + text)
+        else:
+            chapters.append((start.group(1) if start else f"part{len(chapters)}", text))
+    return chapters
 
 
 def read_ztext(files: dict[str, bytes]) -> str:
@@ -678,8 +703,8 @@ def _read_bible(paths: Sequence[Path]) -> Iterator[Document]:
         if not files:
             raise ValueError(f"{path.name}: no SWORD zText module inside")
         module = next(iter(files)).split("/")[-2]
-        for book, text in osis_to_books(read_ztext(files)):
-            yield Document(f"bible/{module}/{book}", "bible", text, group=f"bible/{book}")
+        for chapter, text in osis_to_chapters(read_ztext(files)):
+            yield Document(f"bible/{module}/{chapter}", "bible", text, group=f"bible/{chapter}")
 
 
 def _read_perl_doc(paths: Sequence[Path]) -> Iterator[Document]:
@@ -785,8 +810,8 @@ def default_sources() -> tuple[Source, ...]:
                _read_linux_doc, "Linux kernel Documentation/*.rst (no translations); code/literal blocks, tables, directives and markup stripped"),
         Source("bible", "en", (Package(deb, "sword-text-kjv", "14.3-1", "public domain"),
                                Package(deb, "sword-text-web", "426.0-1", "public domain")),
-               _read_bible, "King James Version and World English Bible (SWORD zText), one document per book "
-               "and translation; both translations of a book share a split; notes and markup removed"),
+               _read_bible, "King James Version and World English Bible (SWORD zText), one document per chapter "
+               "and translation; both translations of a chapter share a split; notes and markup removed"),
         Source("perl_doc", "en", (Package(deb, "perl-doc", "5.36.0-7+deb12u4", "Artistic-1.0 or GPL-1.0+"),),
                _read_perl_doc, "Perl 5.36 pod/*.pod manuals; verbatim code blocks, commands and formatting codes stripped"),
         Source("postgresql_doc", "en", (Package(deb, "postgresql-doc-15", "15.20-0+deb12u1", "PostgreSQL"),),

