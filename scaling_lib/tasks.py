@@ -262,7 +262,7 @@ def extract_sentences(texts: Iterable[str], min_words: int = 6,
 
     Examples
     --------
-    >>> ss = extract_sentences(["One two three four five six. Bad 1 2 3 4 5 6."])
+    >>> ss = extract_sentences(["One two three four five six. Bad [1] 2 3 4 5 6."])
     >>> [(s.doc, s.pos, len(s.words)) for s in ss]
     [(0, 0, 6)]
     """
@@ -617,6 +617,23 @@ def build_project_tasks(texts: Sequence[str], tokenizer, n_items: int = 1000,
             raise ValueError(f"task {name!r}: the held-out documents yield no items")
         tasks.append(Task(name, desc, chance_level(items), scoring, tuple(items), "project"))
     return tasks
+
+
+def suite_table(suite: Sequence[Task]):
+    """One row per task: name, source, scoring, items, options, chance accuracy and error.
+
+    Examples
+    --------
+    >>> t = Task("toy", "toy", 0.5, "total", (Item("", ("x.", "y."), 0),))
+    >>> suite_table([t])[["task", "n_items", "chance_error"]].to_dict("records")
+    [{'task': 'toy', 'n_items': 1, 'chance_error': 0.5}]
+    """
+    import pandas as pd
+    return pd.DataFrame([{
+        "task": t.name, "source": t.source, "scoring": t.scoring, "n_items": len(t),
+        "n_options": "/".join(str(k) for k in t.n_options),
+        "chance_accuracy": round(t.chance, 4), "chance_error": round(1 - t.chance, 4),
+        "description": t.description} for t in suite])
 
 
 # ---------------------------------------------------------------------------
