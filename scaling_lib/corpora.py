@@ -45,6 +45,7 @@ import struct
 import subprocess
 import sys
 import tarfile
+import tempfile
 import unicodedata
 import zlib
 from dataclasses import dataclass
@@ -194,8 +195,22 @@ def _run(cmd: Sequence[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True)
 
 
+def _package_glob(pkg: Package) -> str:
+    if pkg.manager == "npm":
+        return pkg.name.lstrip("@").replace("/", "-") + f"-{pkg.version}.tgz"
+    if pkg.manager == "pypi":
+        return f"{pkg.name}-{pkg.version}.tar.gz"
+    return f"{pkg.name}_*.deb"
+
+
 def fetch_package(pkg: Package, download_dir: str | os.PathLike) -> Path:
     """Fetch ``pkg`` into ``download_dir`` (once) and return the file.
+
+    The client runs in a scratch directory and the finished file is moved
+    into place, so an interrupted download never leaves a partial file.
+    A Debian package whose pinned version has left the archive is replaced
+    by the archive's current version, with a warning; :func:`deb_version`
+    tells which one was used.
 
     Parameters
     ----------
@@ -214,41 +229,33 @@ def fetch_package(pkg: Package, download_dir: str | os.PathLike) -> Path:
     """
     dest = Path(download_dir) / pkg.manager
     dest.mkdir(parents=True, exist_ok=True)
-    if pkg.manager == "npm":
-        fname = pkg.name.lstrip("@").replace("/", "-") + f"-{pkg.version}.tgz"
-        if not (dest / fname).is_file():
-            res = _run(["npm", "pack", f"{pkg.name}@{pkg.version}", "--silent"], dest)
-            if res.returncode != 0 or not (dest / fname).is_file():
-                raise RuntimeError(f"npm pack {pkg.name}@{pkg.version} failed: {res.stderr[-2000:]}")
-        return dest / fname
-    if pkg.manager == "pypi":
-        found = sorted(dest.glob(f"{pkg.name}-{pkg.version}.tar.gz"))
-        if not found:
-            res = _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                        "--disable-pip-version-check", "-d", str(dest), f"{pkg.name}=={pkg.version}"], dest)
-            found = sorted(dest.glob(f"{pkg.name}-{pkg.version}.tar.gz"))
-            if res.returncode != 0 or not found:
-                raise RuntimeError(f"pip download {pkg.name}=={pkg.version} failed: {res.stderr[-2000:]}")
+    pattern = _package_glob(pkg)
+    found = sorted(dest.glob(pattern))
+    if found:
         return found[0]
-    # Debian: the pinned version, else the archive's current one (recorded in the manifest).
-    found = sorted(dest.glob(f"{pkg.name}_*.deb"))
-    if not found:
-        errors = []
-        for spec in (f"{pkg.name}={pkg.version}", pkg.name):
-            res = _run(["apt-get", "download", spec], dest)
-            if res.returncode != 0:
-                _run(["apt-get", "update"], dest)
-                res = _run(["apt-get", "download", spec], dest)
-            found = sorted(dest.glob(f"{pkg.name}_*.deb"))
-            if found:
-                if spec == pkg.name:
-                    print(f"warning: {pkg.name}={pkg.version} unavailable; using {found[0].name}",
-                          file=sys.stderr)
-                break
-            errors.append(res.stderr[-1000:])
-        if not found:
-            raise RuntimeError(f"apt-get download {pkg.name} failed: {' | '.join(errors)}")
-    return found[0]
+    if pkg.manager == "npm":
+        attempts = [["npm", "pack", f"{pkg.name}@{pkg.version}"]]
+    elif pkg.manager == "pypi":
+        attempts = [[sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                     "--disable-pip-version-check", "-d", ".", f"{pkg.name}=={pkg.version}"]]
+    else:
+        attempts = [["apt-get", "download", f"{pkg.name}={pkg.version}"], ["apt-get", "download", pkg.name]]
+    errors = []
+    with tempfile.TemporaryDirectory(dir=dest, prefix=".fetch-") as scratch:
+        work = Path(scratch)
+        for k, cmd in enumerate(attempts):
+            res = _run(cmd, work)
+            if res.returncode != 0 and pkg.manager == "deb":
+                _run(["apt-get", "update"], work)  # empty or stale package lists
+                res = _run(cmd, work)
+            got = sorted(work.glob(pattern))
+            if res.returncode == 0 and got:
+                if k > 0:
+                    print(f"warning: {pkg.name}={pkg.version} unavailable; using {got[0].name}", file=sys.stderr)
+                os.replace(got[0], dest / got[0].name)
+                return dest / got[0].name
+            errors.append(f"{' '.join(cmd)}: {res.stderr.strip()[-1000:]}")
+    raise RuntimeError(f"could not fetch {pkg.manager} package {pkg.name} {pkg.version}: {' | '.join(errors)}")
 
 
 def deb_version(path: Path) -> str:
@@ -270,7 +277,7 @@ def iter_deb_members(path: Path, keep: Callable[[str], bool]) -> Iterator[tuple[
     out = {}
     with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
         for m in tar:
-            name = m.name.lstrip("./")
+            name = m.name.removeprefix("./")
             if m.isfile() and keep(name):
                 out[name] = tar.extractfile(m).read()
     if proc.wait() != 0:
