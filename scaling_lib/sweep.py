@@ -355,7 +355,9 @@ def run_sweep(
     planned = plan(testbed, shard)
     finished = finished_run_ids(paths)
     pending = [r for r in planned if r.run_id not in finished]
-    pending = _recover_records(paths, pending)
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    if rank0:
+        pending = _recover_records(paths, pending)
     skipped = [r.run_id for r in planned if r not in pending]
     if max_runs is not None:
         pending = pending[:max_runs]
