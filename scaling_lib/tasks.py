@@ -50,7 +50,7 @@ import numpy as np
 SCORINGS = ("total", "normalised")
 SOURCES = ("project", "bigbench")
 SUITE_FORMAT = 1
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 """Bumped whenever task construction changes, so cached suites are rebuilt."""
 BIGBENCH_TASKS = ("social_iqa", "hyperbaton")
 
@@ -432,7 +432,9 @@ def _swap_adjacent(sentences, n_items, rng):
     for i in order:
         s = sentences[i]
         w = s.words
-        cand = [j for j in range(1, len(w) - 1)
+        # neither the first nor the last word moves: capitals and final
+        # punctuation would give the order away without any grammar
+        cand = [j for j in range(1, len(w) - 2)
                 if _is_word(w[j]) and _is_word(w[j + 1]) and w[j] != w[j + 1]]
         if not cand:
             continue
@@ -539,8 +541,8 @@ PROJECT_TASKS = {
                    "total log-likelihood.", "total"),
     "cloze_last2": ("Last word of a sentence vs 1 matched word; length-normalised score.",
                     "normalised"),
-    "swap_adjacent": ("Original sentence vs the same with two adjacent words swapped; "
-                      "total log-likelihood.", "total"),
+    "swap_adjacent": ("Original sentence vs the same with two adjacent inner words "
+                      "swapped; total log-likelihood.", "total"),
     "agreement": ("Original sentence vs one is/are, was/were or has/have swapped (all "
                   "six directions equally often); total log-likelihood.", "total"),
     "article": ("Original sentence vs one article a/an swapped (both directions equally "

@@ -136,6 +136,7 @@ def test_swap_and_replace_are_minimal(built):
         v = it.options[1 - it.answer].rstrip(".!?").split()
         d = [i for i in range(len(o)) if o[i] != v[i]]
         assert len(d) == 2 and d[1] == d[0] + 1 and o[d[0]] == v[d[1]] and o[d[1]] == v[d[0]]
+        assert d[0] >= 1 and d[1] <= len(o) - 2           # first and last words stay
     for it in by["replace_word"].items:
         o, v = it.options[it.answer].split(), it.options[1 - it.answer].split()
         assert len(o) == len(v) and sum(a != b for a, b in zip(o, v)) == 1
