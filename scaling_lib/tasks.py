@@ -813,3 +813,20 @@ def build_suite(cache_dir=None, *, n_items: int = 1000, seed: int = 0,
                                      seed=seed)
     save_suite(path, tasks, meta)
     return tasks
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m scaling_lib.tasks [--cache DIR] [--rebuild]``: build and print the suite."""
+    import argparse
+    ap = argparse.ArgumentParser(description="Build the downstream task suite and print its card.")
+    ap.add_argument("--cache", default=None, help="corpus cache directory")
+    ap.add_argument("--n-items", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rebuild", action="store_true", help="ignore a cached suite")
+    args = ap.parse_args(argv)
+    suite = build_suite(args.cache, n_items=args.n_items, seed=args.seed, rebuild=args.rebuild)
+    print(suite_table(suite).drop(columns="description").to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()
