@@ -420,7 +420,7 @@ def _join_brown(tokens: list[str]) -> str:
             out += " "
         out += {"``": '"', "''": '"'}.get(tok, tok)
         glue = tok in _BROWN_OPEN
-    return out.replace(" --", " --").strip()
+    return out.strip()
 
 
 _RST_KEEP_BODY = {"note", "warning", "attention", "important", "hint", "tip", "caution", "danger",
