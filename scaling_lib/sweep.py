@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -132,6 +133,11 @@ def _tokens(split: str, cache_dir: str | None) -> np.ndarray:
     return corpora.load_tokens(split, cache_dir=cache_dir, mmap=True)
 
 
+def _fingerprint(tokens: np.ndarray) -> str:
+    """SHA-256 of a token array's bytes (identifies the corpus build a run used)."""
+    return hashlib.sha256(np.ascontiguousarray(tokens).tobytes()).hexdigest()
+
+
 def check_inputs(testbed: Testbed, paths: SweepPaths, evaluate: bool) -> None:
     """Fail early, with the corpus module's message, if a needed split or the tokenizer is missing."""
     cache = str(paths.corpus_cache) if paths.corpus_cache is not None else None
@@ -211,8 +217,7 @@ def train_run(
     if not rank0:
         return {}
     t_eval = time.perf_counter()
-    model = res.model.float().cpu() if res.model.parameters().__next__().is_cuda else res.model
-    scores = evaluate_model(model, testbed, paths, evaluate)
+    scores = evaluate_model(res.model, testbed, paths, evaluate)  # on the training device, float32
     eval_s = time.perf_counter() - t_eval
 
     counts = counting.param_counts(cfg.model.shape())
@@ -246,6 +251,7 @@ def train_run(
         "wall_s": res.wall_s + eval_s,
         "device": res.device,
         "code_version": code_version,
+        "data_version": _fingerprint(train_tokens)[:12],
     }
     record = {
         "run_id": run.run_id,
@@ -263,6 +269,10 @@ def train_run(
         "torch_version": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "code_version": code_version,
+        "data": {
+            split: {"n_tokens": int(len(arr)), "sha256": _fingerprint(arr)}
+            for split, arr in ((testbed.train_split, train_tokens), (testbed.val_split, val_tokens))
+        },
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "row": row,
     }
