@@ -19,8 +19,12 @@ THEME = {"context": "notebook", "style": "whitegrid", "palette": "colorblind", "
 """Arguments of :func:`seaborn.set_theme` used by :func:`use_style` (no named matplotlib style,
 whose names change between releases)."""
 
+PAGE_WIDTH = 6.3
+"""Width in inches of a figure that fills the book's text column (about 690 px at
+``figure.dpi``), so that font sizes in points show at their size on the page."""
+
 RC = {
-    "figure.figsize": (6.4, 4.2),
+    "figure.figsize": (PAGE_WIDTH, 4.2),
     "figure.dpi": 110,
     "savefig.dpi": 150,
     "savefig.bbox": "tight",
@@ -139,6 +143,91 @@ def _legends(ax, colors, roles, title="M"):
                           label=ROLE_STYLE[r]["label"]) for r in present]
         ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(1.02, 0.0), frameon=False,
                   borderaxespad=0.0)
+
+
+def grid_size(nrows, ncols, aspect=0.8):
+    """Figure size (inches) of an ``nrows`` x ``ncols`` grid that fills the text column.
+
+    Parameters
+    ----------
+    nrows, ncols : int
+        Panels down and across.
+    aspect : float
+        Height of one panel over its width.
+
+    Returns
+    -------
+    tuple of float
+        ``(width, height)`` with width :data:`PAGE_WIDTH`.
+
+    Examples
+    --------
+    >>> grid_size(2, 2)
+    (6.3, 5.04)
+    """
+    if nrows < 1 or ncols < 1:
+        raise ValueError(f"a grid needs at least one row and one column, got {nrows} x {ncols}")
+    return PAGE_WIDTH, round(nrows * aspect * PAGE_WIDTH / ncols, 2)
+
+
+def move_legends(src, dst=None):
+    """Move the legends of one axes into another, or drop them.
+
+    The figures of this module put their legends beside the axes; in a grid of panels
+    one set of legends is enough, and an empty cell of the grid is the place for it,
+    where it covers no data. ``dst`` is turned into a bare legend panel with the first
+    legend at its top and the last at its bottom.
+
+    Parameters
+    ----------
+    src : matplotlib.axes.Axes
+        Axes whose legends are taken away.
+    dst : matplotlib.axes.Axes or None
+        Axes that receives them (its frame and ticks are hidden); None drops them.
+
+    Returns
+    -------
+    list of matplotlib.legend.Legend
+        The legends drawn on ``dst`` (empty when ``dst`` is None).
+
+    Examples
+    --------
+    >>> fig, (a, b) = plt.subplots(1, 2)
+    >>> _ = a.plot([0, 1], label="fit")
+    >>> first = a.legend(title="M")
+    >>> a.add_artist(first)  # doctest: +ELLIPSIS
+    <matplotlib.legend.Legend object at ...>
+    >>> _ = a.legend(handles=a.lines, labels=["data"])
+    >>> moved = move_legends(a, b)
+    >>> [leg.get_title().get_text() for leg in moved], a.get_legend() is None
+    (['M', ''], True)
+    >>> plt.close(fig)
+    """
+    legends = []
+    for child in src.get_children():
+        if isinstance(child, mpl.legend.Legend) and child not in legends:
+            legends.append(child)
+    moved = []
+    for i, leg in enumerate(legends):
+        spec = {"handles": list(leg.legend_handles),
+                "labels": [t.get_text() for t in leg.get_texts()],
+                "title": leg.get_title().get_text() or None,
+                "ncols": getattr(leg, "_ncols", 1)}
+        leg.remove()
+        if src.legend_ is leg:
+            src.legend_ = None
+        if dst is None:
+            continue
+        last = i == len(legends) - 1 and i > 0
+        new = mpl.legend.Legend(dst, spec.pop("handles"), spec.pop("labels"),
+                                loc="lower left" if last else "upper left",
+                                bbox_to_anchor=(0.0, 0.0 if last else 1.0 - i / len(legends)),
+                                frameon=False, borderaxespad=0.0, **spec)
+        dst.add_artist(new)
+        moved.append(new)
+    if dst is not None:
+        dst.set_axis_off()
+    return moved
 
 
 def _roles(df, roles):

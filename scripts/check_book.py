@@ -291,7 +291,7 @@ def event_problems(events, page, ignore=()):
         ``(url, reason)``) or ``response`` (detail ``(url, status)``).
     page : str
     ignore : sequence of str
-        Regular expressions of console messages not to report.
+        Regular expressions of console messages and page errors not to report.
 
     Examples
     --------
@@ -308,7 +308,8 @@ def event_problems(events, page, ignore=()):
                 continue
             problems.append(Problem(page, "console-error", text[:200]))
         elif kind == "pageerror":
-            problems.append(Problem(page, "page-error", str(detail)[:200]))
+            if not any(re.search(p, str(detail)) for p in ignore):
+                problems.append(Problem(page, "page-error", str(detail)[:200]))
         elif kind == "requestfailed":
             problems.append(Problem(page, "request-failed", f"{detail[0]} ({detail[1]})"))
         elif kind == "response" and detail[1] >= 400:
@@ -354,6 +355,11 @@ WAIT_FOR_MATHJAX = """async () => {
   return true;
 }"""
 
+EXPAND = """() => {
+  document.querySelectorAll('details').forEach(d => { d.open = true; });
+  document.querySelectorAll('.toggle-button-hidden').forEach(b => b.click());
+}"""
+
 IMAGES = """() => Array.from(document.images).map(i => ({
   src: i.getAttribute('src'), complete: i.complete, naturalWidth: i.naturalWidth}))"""
 
@@ -365,8 +371,12 @@ def _console_text(msg):
 
 
 def check_page(browser, base_url, page, screenshot, *, width=1280, height=900, timeout_s=60,
-               ignore=()):
-    """Load one page in a fresh browser context, screenshot it and return its problems."""
+               ignore=(), expand=False):
+    """Load one page in a fresh browser context, screenshot it and return its problems.
+
+    With ``expand``, folded content (code cells, dropdown solutions) is opened before
+    the screenshot, for reviewing everything a reader can unfold.
+    """
     events = []
     context = browser.new_context(viewport={"width": width, "height": height})
     try:
@@ -379,6 +389,9 @@ def check_page(browser, base_url, page, screenshot, *, width=1280, height=900, t
         tab.goto(f"{base_url}/{page}.html", wait_until="load", timeout=timeout_s * 1000)
         tab.wait_for_load_state("networkidle", timeout=timeout_s * 1000)
         tab.evaluate(WAIT_FOR_MATHJAX)
+        if expand:
+            tab.evaluate(EXPAND)
+            tab.wait_for_timeout(300)
         images = tab.evaluate(IMAGES)
         html = tab.content()
         screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -406,8 +419,11 @@ def main(argv=None):
                         help="Chromium executable (default: $CHROMIUM or .cache/chromium/chromium)")
     parser.add_argument("--width", type=int, default=1280, help="viewport width in pixels")
     parser.add_argument("--timeout", type=float, default=60, help="seconds allowed per page")
-    parser.add_argument("--ignore-console", action="append", default=[], metavar="REGEX",
-                        help="do not report console messages matching REGEX (repeatable)")
+    parser.add_argument("--ignore", action="append", default=[], metavar="REGEX",
+                        help="do not report console messages or page errors matching REGEX "
+                             "(repeatable)")
+    parser.add_argument("--expand", action="store_true",
+                        help="unfold hidden code cells and dropdowns before the screenshot")
     args = parser.parse_args(argv)
 
     chromium = args.chromium or default_chromium()
@@ -444,7 +460,8 @@ def main(argv=None):
                 shot = args.out / f"{page.replace('/', '__')}.png"
                 try:
                     found = check_page(browser, base_url, page, shot, width=args.width,
-                                       timeout_s=args.timeout, ignore=args.ignore_console)
+                                       timeout_s=args.timeout, ignore=args.ignore,
+                                       expand=args.expand)
                 except Exception as exc:  # a page that cannot be loaded is a problem, not a crash
                     found = [Problem(page, "load-failed", f"{type(exc).__name__}: {exc}")]
                 for problem in found:
