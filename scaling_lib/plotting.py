@@ -351,7 +351,8 @@ def relative_error_heatmap(table, *, ax=None, vmax=None, cbar_label="relative er
     """
     ax = ax or plt.figure(figsize=(1.1 * table.shape[1] + 3, 0.45 * table.shape[0] + 1.5)).gca()
     sns.heatmap(table.astype(float), ax=ax, annot=True, fmt=".1f", cmap="rocket_r", vmin=0,
-                vmax=vmax, cbar_kws={"label": cbar_label}, linewidths=0.5)
+                vmax=vmax, cbar_kws={"label": cbar_label}, linewidths=0.5,
+                annot_kws={"fontsize": mpl.rcParams["xtick.labelsize"]})
     ax.set(xlabel="", ylabel="")
     ax.tick_params(axis="x", rotation=30)
     for tick in ax.get_xticklabels():
