@@ -14,10 +14,13 @@ only records the design intent:
 
 Hyperparameter rule (the same for every run of a testbed)
 ---------------------------------------------------------
-* learning rate ``lr = base_lr * base_width / d_model``: the Adam learning
-  rate of hidden matrices shrinks as ``1 / width`` (as in muP, Yang et al.
-  2022), applied to all parameters for simplicity; it does not depend on ``M``
-  (the paper keeps a shape's hyperparameters fixed across multipliers);
+* learning rate ``lr = base_lr * (base_width / d_model) ** lr_width_exponent``:
+  the peak learning rate shrinks with width; it does not depend on ``M`` (the
+  paper keeps a shape's hyperparameters fixed across multipliers).  For
+  ``cpu-tiny`` the exponent 0.5 and ``base_lr`` come from a learning-rate
+  probe at ``M = 20`` on the two widths 24 and 48 (best 0.048 and >= 0.032;
+  muP's ``1 / width`` would have predicted 0.024 for width 48), see the
+  testbed's data card;
 * batch ``batch_size`` sequences of ``seq_len`` tokens, fixed per testbed;
 * warmup ``ceil(warmup_frac * steps of the shape's M = 20 run)`` steps, at
   most half the run's steps, so it scales with ``N`` but not with ``M``;
@@ -102,8 +105,8 @@ class Testbed:
     vocab_size, seq_len : int
     batch_size : int
         Sequences per optimiser step.
-    base_lr, base_width : float
-        ``lr = base_lr * base_width / d_model``.
+    base_lr, base_width, lr_width_exponent : float
+        ``lr = base_lr * (base_width / d_model) ** lr_width_exponent``.
     warmup_frac : float
         Warmup as a fraction of the shape's ``M = 20`` step count.
     min_lr_ratio, weight_decay : float
@@ -120,8 +123,9 @@ class Testbed:
     vocab_size: int = 1024
     seq_len: int = 128
     batch_size: int = 32
-    base_lr: float = 3e-3
+    base_lr: float = 0.03
     base_width: float = 64.0
+    lr_width_exponent: float = 0.5
     warmup_frac: float = 0.1
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.1
@@ -188,7 +192,7 @@ class Testbed:
             model=model,
             tokens=tokens,
             batch_size=self.batch_size,
-            lr=self.base_lr * self.base_width / model.d_model,
+            lr=self.base_lr * (self.base_width / model.d_model) ** self.lr_width_exponent,
             warmup_steps=warmup,
             min_lr_ratio=self.min_lr_ratio,
             weight_decay=self.weight_decay,
@@ -237,8 +241,9 @@ def _cpu_tiny() -> Testbed:
         shapes=shapes,
         runs=tuple(runs),
         batch_size=32,
-        base_lr=3e-3,
+        base_lr=0.03,
         base_width=64.0,
+        lr_width_exponent=0.5,
     )
 
 
@@ -273,8 +278,9 @@ def _gpu_small() -> Testbed:
         runs=tuple(runs),
         seq_len=256,
         batch_size=128,
-        base_lr=3e-3,
-        base_width=128.0,
+        base_lr=0.03,
+        base_width=64.0,
+        lr_width_exponent=0.5,
         eval_points=20,
         eval_seqs=64,
     )
