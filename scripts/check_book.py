@@ -317,6 +317,27 @@ def event_problems(events, page, ignore=()):
     return problems
 
 
+def overflow_notes(items, page):
+    """Notes (not problems) on code blocks and tables wider than the text column.
+
+    A reader has to scroll such a block sideways; the check reports it without failing.
+
+    Parameters
+    ----------
+    items : list of dict
+        One dict per wide element with ``tag``, ``text`` (its first line), ``width``
+        and ``room`` in CSS pixels.
+    page : str
+
+    Examples
+    --------
+    >>> overflow_notes([{"tag": "pre", "text": "x = 1", "width": 900, "room": 690}], "p")
+    [Problem(page='p', kind='overflow', detail='pre 900px wide in 690px: "x = 1"')]
+    """
+    return [Problem(page, "overflow", f'{i["tag"]} {i["width"]}px wide in {i["room"]}px: '
+                                      f'"{i["text"]}"') for i in items]
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 (the base class's name)
         pass
@@ -360,6 +381,20 @@ EXPAND = """() => {
   document.querySelectorAll('.toggle-button-hidden').forEach(b => b.click());
 }"""
 
+OVERFLOW = """() => {
+  const root = document.querySelector('article') || document.body;
+  const out = [];
+  root.querySelectorAll('pre, table').forEach(el => {
+    const room = el.tagName === 'TABLE' ? el.parentElement.clientWidth : el.clientWidth;
+    if (room > 0 && el.scrollWidth > room + 2) {
+      const text = (el.innerText || '').trim().split('\\n')[0];
+      out.push({tag: el.tagName.toLowerCase(), text: text.slice(0, 60),
+                width: el.scrollWidth, room: room});
+    }
+  });
+  return out;
+}"""
+
 IMAGES = """() => Array.from(document.images).map(i => ({
   src: i.getAttribute('src'), complete: i.complete, naturalWidth: i.naturalWidth}))"""
 
@@ -372,10 +407,15 @@ def _console_text(msg):
 
 def check_page(browser, base_url, page, screenshot, *, width=1280, height=900, timeout_s=60,
                ignore=(), expand=False):
-    """Load one page in a fresh browser context, screenshot it and return its problems.
+    """Load one page in a fresh browser context and screenshot it.
 
     With ``expand``, folded content (code cells, dropdown solutions) is opened before
     the screenshot, for reviewing everything a reader can unfold.
+
+    Returns
+    -------
+    tuple of (list of Problem, list of Problem)
+        The page's problems, and notes on blocks wider than the text column.
     """
     events = []
     context = browser.new_context(viewport={"width": width, "height": height})
@@ -393,13 +433,15 @@ def check_page(browser, base_url, page, screenshot, *, width=1280, height=900, t
             tab.evaluate(EXPAND)
             tab.wait_for_timeout(300)
         images = tab.evaluate(IMAGES)
+        wide = tab.evaluate(OVERFLOW)
         html = tab.content()
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         tab.screenshot(path=str(screenshot), full_page=True)
     finally:
         context.close()
-    return (analyze_html(html, page) + image_problems(images, page)
-            + event_problems(events, page, ignore))
+    problems = (analyze_html(html, page) + image_problems(images, page)
+                + event_problems(events, page, ignore))
+    return problems, overflow_notes(wide, page)
 
 
 def default_chromium():
@@ -459,13 +501,16 @@ def main(argv=None):
             for page in pages:
                 shot = args.out / f"{page.replace('/', '__')}.png"
                 try:
-                    found = check_page(browser, base_url, page, shot, width=args.width,
-                                       timeout_s=args.timeout, ignore=args.ignore,
-                                       expand=args.expand)
+                    found, notes = check_page(browser, base_url, page, shot, width=args.width,
+                                              timeout_s=args.timeout, ignore=args.ignore,
+                                              expand=args.expand)
                 except Exception as exc:  # a page that cannot be loaded is a problem, not a crash
                     found = [Problem(page, "load-failed", f"{type(exc).__name__}: {exc}")]
+                    notes = []
                 for problem in found:
                     print(problem)
+                for note in notes:
+                    print(f"note: {note}", file=sys.stderr)
                 problems += found
                 print(f"  {page}: {len(found)} problems, screenshot {shot}", file=sys.stderr)
         finally:

@@ -200,3 +200,11 @@ def test_docstring_examples(cb):
     result = doctest.testmod(cb, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_overflow_notes(cb):
+    notes = cb.overflow_notes([{"tag": "table", "text": "a\tb", "width": 726, "room": 688}],
+                              "ch")
+    assert [(n.page, n.kind) for n in notes] == [("ch", "overflow")]
+    assert "726px wide in 688px" in notes[0].detail
+    assert cb.overflow_notes([], "ch") == []
