@@ -1,6 +1,8 @@
 """Tests for scaling_lib.evals: loss intervals, bits per byte, multiple-choice scoring."""
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,7 +57,7 @@ class PrefixMemory(torch.nn.Module):
 
 
 class Unigram(torch.nn.Module):
-    """Fixed random logits independent of the context, plus one trainable scalar."""
+    """Fixed random logits independent of the context (a trainable vector)."""
 
     def __init__(self, vocab, seed=0):
         super().__init__()
@@ -101,6 +103,19 @@ def test_uniform_model_is_exactly_at_chance_with_normalised_scores(tok):
     task = tasks.Task("u", "d", 0.25, "normalised", tuple(items))
     err = evals.eval_task(Uniform(tok.get_vocab_size()), tok, task, seq_len=32)
     assert err == pytest.approx(0.75)
+
+
+def test_uniform_model_at_chance_on_every_built_task():
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_tasks import make_docs          # the synthetic English of the task tests
+
+    docs = make_docs(n_docs=30)
+    tk = train_tokenizer(docs, vocab_size=300)
+    suite = tasks.build_project_tasks(docs, tk, n_items=60, seed=0)
+    errors = evals.eval_tasks(Uniform(tk.get_vocab_size()), tk, suite, seq_len=64)
+    for t in suite:
+        # balanced answer positions and directions: no length or position preference helps
+        assert errors[t.name] == pytest.approx(1 - t.chance, abs=0.02), t.name
 
 
 def test_random_unigram_model_near_chance_on_swap_task(tok):
