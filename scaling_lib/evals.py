@@ -62,12 +62,15 @@ class _EvalMode:
         return False
 
 
-def _logits(model, x: torch.Tensor) -> torch.Tensor:
+def _logits(model, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
     out = model(x)
     if not isinstance(out, torch.Tensor) or out.dim() != 3 or out.shape[:2] != x.shape:
         raise ValueError("the model must map idx (B, T) to logits (B, T, V); got "
                          f"{type(out).__name__} {getattr(out, 'shape', '')} for input "
                          f"{tuple(x.shape)}")
+    if targets is not None and targets.numel() and int(targets.max()) >= out.shape[-1]:
+        raise ValueError(f"token id {int(targets.max())} is outside the model's vocabulary of "
+                         f"{out.shape[-1]}: tokens and tokenizer must match the model")
     return out.float()
 
 
@@ -143,7 +146,7 @@ def eval_loss(model: torch.nn.Module, tokens, seq_len: int, n_seqs: int = 64,
         for b in range(0, len(starts), batch_size):
             win = torch.from_numpy(tokens[starts[b:b + batch_size, None] + offs].astype(np.int64))
             win = win.to(device)                                  # (B, T+1)
-            logits = _logits(model, win[:, :-1])                  # (B, T, V)
+            logits = _logits(model, win[:, :-1], win[:, 1:])      # (B, T, V)
             nll = torch.nn.functional.cross_entropy(
                 logits.transpose(1, 2), win[:, 1:], reduction="none")  # (B, T)
             per_seq.append(nll.mean(dim=1).double().cpu().numpy())
@@ -231,7 +234,7 @@ def _score_sequences(model, seqs: Sequence[list[int]], n_opt: Sequence[int],
                 L = len(s) - 1
                 x[r, :L], y[r, :L] = s[:-1], s[1:]        # right padding keeps prefixes intact
                 mask[r, L - n_opt[i]:L] = True
-            logits = _logits(model, x.to(device))                  # (B, T, V)
+            logits = _logits(model, x.to(device), y)               # (B, T, V)
             rows = logits[mask.to(device)]                         # (n_option_tokens, V)
             lp = rows.gather(1, y.to(device)[mask.to(device)][:, None])[:, 0] \
                 - torch.logsumexp(rows, dim=1)                    # (n_option_tokens,)

@@ -193,6 +193,15 @@ def test_eval_loss_errors():
         evals.eval_loss(Bad(), np.zeros(100, dtype=int), seq_len=4, n_seqs=2)
 
 
+def test_vocabulary_mismatch_is_a_clear_error(tok):
+    small = Uniform(8)
+    with pytest.raises(ValueError, match="outside the model's vocabulary of 8"):
+        evals.eval_loss(small, np.arange(100) % 20, seq_len=8, n_seqs=2)
+    task = tasks.Task("t", "d", 0.5, "total", (tasks.Item("The man", (" ran", " sat"), 0),))
+    with pytest.raises(ValueError, match="tokenizer must match the model"):
+        evals.eval_task(small, tok, task, seq_len=16)
+
+
 def test_bits_per_byte():
     assert evals.bits_per_byte(math.log(2), 1.0) == pytest.approx(1.0)
     # 3 nats/token at 4 byt/token: 3 / 4 / ln 2 bits per byte
