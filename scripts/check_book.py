@@ -181,7 +181,11 @@ def prose_text(soup):
 
 
 def _snippet(text, start, end, width=40):
-    lo, hi = max(0, start - width), min(len(text), end + width)
+    """The match with up to ``width`` characters of context, within its line."""
+    line_lo = text.rfind("\n", 0, start) + 1
+    line_hi = text.find("\n", end)
+    line_hi = len(text) if line_hi < 0 else line_hi
+    lo, hi = max(line_lo, start - width), min(line_hi, end + width)
     return " ".join(text[lo:hi].split())
 
 
@@ -301,16 +305,22 @@ def event_problems(events, page, ignore=()):
      Problem(page='p', kind='http-error', detail='404 http://h/x.js')]
     """
     problems = []
+    # A resource that failed is reported once, as its HTTP status, not again as the
+    # console's "Failed to load resource" line or as an aborted request.
+    failed_urls = {d[0] for k, d in events if k == "response" and d[1] >= 400}
     for kind, detail in events:
         if kind == "console" and detail[0] == "error":
             text = str(detail[1])
             if AUTO_FAVICON.search(text) or any(re.search(p, text) for p in ignore):
                 continue
+            if text.startswith("Failed to load resource") and any(
+                    text.endswith(f"[{url}]") for url in failed_urls):
+                continue
             problems.append(Problem(page, "console-error", text[:200]))
         elif kind == "pageerror":
             if not any(re.search(p, str(detail)) for p in ignore):
                 problems.append(Problem(page, "page-error", str(detail)[:200]))
-        elif kind == "requestfailed":
+        elif kind == "requestfailed" and detail[0] not in failed_urls:
             problems.append(Problem(page, "request-failed", f"{detail[0]} ({detail[1]})"))
         elif kind == "response" and detail[1] >= 400:
             problems.append(Problem(page, "http-error", f"{detail[1]} {detail[0]}"))

@@ -208,3 +208,18 @@ def test_overflow_notes(cb):
     assert [(n.page, n.kind) for n in notes] == [("ch", "overflow")]
     assert "726px wide in 688px" in notes[0].detail
     assert cb.overflow_notes([], "ch") == []
+
+
+def test_failed_resource_is_reported_once(cb):
+    url = "http://127.0.0.1:5000/missing.js"
+    events = [("response", (url, 404)),
+              ("console", ("error", "Failed to load resource: the server responded with a "
+                                    f"status of 404 (File not found) [{url}]")),
+              ("requestfailed", (url, "net::ERR_ABORTED"))]
+    problems = cb.event_problems(events, "p")
+    assert [(p.kind, p.detail) for p in problems] == [("http-error", f"404 {url}")]
+
+
+def test_raw_math_snippet_stays_on_its_line(cb):
+    problems = cb.analyze_html(page("<p>the law $L = E$ is raw</p><p>next block</p>"), "p")
+    assert problems[0].detail == '$...$ in "the law $L = E$ is raw"'
