@@ -287,6 +287,37 @@ class GPT(nn.Module):
         return self.head(self.final_norm(x))  # (B, T, V)
 
 
+class _CrossEntropyZLoss(torch.autograd.Function):
+    """Summed cross-entropy and z-loss of ``(n, V)`` logits with a hand-written backward.
+
+    One log-softmax pass forward and one exponential pass backward; autograd
+    through the same expressions would also materialise zero-filled ``(n, V)``
+    gradients for each gather and slice, which dominates the step time of the
+    smallest models.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, targets, mask, z_loss):
+        logp = F.log_softmax(logits, dim=-1)  # (n, V)
+        nll = -logp.gather(1, targets.unsqueeze(1)).squeeze(1)  # (n,)
+        lse = logits[:, 0] - logp[:, 0]  # (n,) logsumexp = logit - log-prob in any column
+        ce = (nll * mask).sum()
+        z = z_loss * (lse.square() * mask).sum()
+        ctx.save_for_backward(logp, targets, lse, mask)
+        ctx.z_loss = z_loss
+        return ce, z
+
+    @staticmethod
+    def backward(ctx, g_ce, g_z):
+        logp, targets, lse, mask = ctx.saved_tensors
+        # d ce / d logits = softmax - onehot(target); d z / d logits = 2 z_loss lse softmax
+        scale = (g_ce + 2.0 * ctx.z_loss * g_z * lse) * mask  # (n,)
+        grad = logp.exp().mul_(scale.unsqueeze(1))  # (n, V)
+        rows = torch.arange(targets.shape[0], device=logp.device)
+        grad[rows, targets] -= g_ce * mask
+        return grad, None, None, None
+
+
 def lm_loss(
     logits: torch.Tensor, targets: torch.Tensor, z_loss: float = 0.0, ignore_index: int = -100
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -318,15 +349,5 @@ def lm_loss(
     """
     flat = logits.reshape(-1, logits.shape[-1]).float()  # (B*T, V)
     tgt = targets.reshape(-1)  # (B*T,)
-    valid = tgt != ignore_index  # (B*T,)
-    logp = F.log_softmax(flat, dim=-1)  # (B*T, V)
-    # one log-softmax serves both terms: logsumexp = logit - log-prob in any column
-    nll = -logp.gather(1, tgt.clamp_min(0).unsqueeze(1)).squeeze(1)  # (B*T,)
-    mask = valid.to(flat.dtype)
-    ce = (nll * mask).sum()
-    if z_loss:
-        lse = flat[:, 0] - logp[:, 0]  # (B*T,)
-        z = z_loss * (lse.square() * mask).sum()
-    else:
-        z = flat.new_zeros(())
-    return ce, z
+    mask = (tgt != ignore_index).to(flat.dtype)  # (B*T,)
+    return _CrossEntropyZLoss.apply(flat, tgt.clamp_min(0), mask, float(z_loss))
