@@ -293,10 +293,13 @@ def _init_worker(threads: int) -> None:
 
 
 def _worker(job: tuple) -> dict:
-    testbed_name, run, paths, evaluate, device, code_version, testbed = job
+    from scaling_lib.train import code_version
+
+    # the code version is read when the run starts: worker processes import the code afresh
+    testbed_name, run, paths, evaluate, device, _launch_version, testbed = job
     tb = testbed if testbed is not None else get_testbed(testbed_name)
     try:
-        row = train_run(tb, run, paths, evaluate=evaluate, device=device, code_version=code_version)
+        row = train_run(tb, run, paths, evaluate=evaluate, device=device, code_version=code_version())
         return {"run_id": run.run_id, "ok": True, "row": row}
     except Exception:  # reported by the parent; the other runs go on
         return {"run_id": run.run_id, "ok": False, "error": traceback.format_exc()}
