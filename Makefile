@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test env assets clean
+.PHONY: book test check env assets clean
 
 env: $(STAMP)
 
@@ -25,6 +25,13 @@ book: env assets
 
 test: env
 	$(PY) -m pytest -q
+
+# Opens every page of the built book in headless Chromium (Debian's package, unpacked into
+# .cache/chromium without root) and fails on broken images, raw math, errors; screenshots in
+# _build/screenshots/.
+check: env
+	bash scripts/install_chromium.sh
+	$(PY) scripts/check_book.py
 
 clean:
 	rm -rf _build
