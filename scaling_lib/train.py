@@ -443,8 +443,8 @@ def train(
         Token ids; the trainer never reads corpora itself.
     checkpoint_path : path-like, optional
         Where checkpoints are written; if the file exists the run resumes from
-        it (it must match ``cfg``, else :class:`CheckpointError`).  Deleted at
-        the end is left to the caller.
+        it (it must match ``cfg``, else :class:`CheckpointError`).  The file
+        is left in place at the end; removing it is up to the caller.
     device : str, optional
         ``"cpu"`` or ``"cuda"``; default :func:`default_device`.
     progress : bool
