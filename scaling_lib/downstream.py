@@ -1,0 +1,412 @@
+"""Downstream error from loss: fit sets, per-task error laws, task-subset studies.
+
+Gadre et al. (2024, eq. 5) relate a model's *average* top-1 error over a
+suite of tasks to its validation loss, ``Err(L) = eps - k exp(-gamma L)``
+(:data:`scaling_lib.laws.ERROR`), and chain it with the loss law to predict
+the error of a run from ``(N, M)`` alone. This module adds what is needed to
+ask *which* errors can be predicted that way:
+
+* :func:`resolve_roles`: the protocol roles of a run table, read from a
+  testbed's own design column when it has one (``fit`` / ``grid`` /
+  ``target``) and from :func:`scaling_lib.protocols.assign_roles` otherwise;
+* :func:`average_members`: which task columns a stored average is the mean of;
+* :func:`per_task_fits`: the error law fitted to every task on its own, with
+  the held-out prediction error measured against how far the task moves;
+* :func:`subset_study` and :func:`summarize_subsets`: the error law fitted to
+  averages over random subsets of the tasks, and how its held-out prediction
+  error shrinks with the number of tasks averaged;
+* :func:`relative_errors_by_column`: one law fitted to several target columns
+  (e.g. the loss on several evaluation sets) and its held-out relative errors.
+
+All selections are queries on the table's data; no run, task or column name
+is written into the functions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+
+from scaling_lib import fit as fitting
+from scaling_lib import laws, protocols
+
+DESIGN_ROLES = {"fit": "loss_fit", "target": "target", "grid": "unused"}
+"""A testbed's design roles (its ``role`` column) mapped to :data:`scaling_lib.protocols.ROLES`."""
+
+
+def _check_columns(df, columns, what="run table"):
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KeyError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
+
+
+def resolve_roles(df, protocol=protocols.PAPER, *, role_column="role", design_roles=None):
+    """Protocol roles (``loss_fit``, ``error_fit``, ``target``, ``unused``) of every run.
+
+    Without ``role_column`` the roles come from
+    :func:`scaling_lib.protocols.assign_roles`. With it, the design roles are
+    mapped through ``design_roles`` (default :data:`DESIGN_ROLES`) and the
+    error-law fit set gets what the paper's protocol adds to the loss-law
+    runs: in each group, the next ``protocol.n_error_extra_shapes`` sizes
+    above the largest loss-fit size, each with its non-target run whose ``M``
+    is closest to ``protocol.reference_M`` on a log scale (exactly
+    ``reference_M`` when such a run exists, as in the paper).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A run table with ``M`` and the protocol's size column.
+    protocol : scaling_lib.protocols.Protocol, optional
+    role_column : str, keyword-only
+        Column holding design roles; ignored when absent.
+    design_roles : dict, keyword-only
+        Design role -> protocol role; a value missing from it raises.
+
+    Returns
+    -------
+    pandas.Series
+        Indexed like ``df``, named ``role``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"N": [1, 2, 2, 3, 3], "M": [20, 20, 5, 10, 40],
+    ...                    "role": ["fit", "fit", "grid", "grid", "target"]})
+    >>> p = protocols.Protocol(group_by=None)
+    >>> resolve_roles(df, p).tolist()
+    ['loss_fit', 'loss_fit', 'unused', 'error_fit', 'target']
+    """
+    if role_column not in df.columns:
+        return protocols.assign_roles(df, protocol)
+    mapping = DESIGN_ROLES if design_roles is None else dict(design_roles)
+    _check_columns(df, ["M", protocol.size_column])
+    design = df[role_column].astype(str)
+    unknown = sorted(set(design) - set(mapping))
+    if unknown:
+        raise ValueError(f"column {role_column!r} holds role(s) {unknown} not in {sorted(mapping)}")
+    role = design.map(mapping).rename("role")
+    bad = sorted(set(role) - set(protocols.ROLES))
+    if bad:
+        raise ValueError(f"design_roles maps to {bad}, not protocol roles {protocols.ROLES}")
+    if protocol.group_by is not None and protocol.group_by in df.columns:
+        groups = df.groupby(protocol.group_by).groups.values()
+    else:
+        groups = [df.index]
+    for index in groups:
+        sub = df.loc[index]
+        sizes = sub[protocol.size_column].astype(float)
+        fitted = sizes[role.loc[index] == "loss_fit"]
+        if fitted.empty or protocol.n_error_extra_shapes == 0:
+            continue
+        above = np.unique(sizes[sizes > fitted.max()])[: protocol.n_error_extra_shapes]
+        for size in above:
+            pool = sub[(sizes == size) & (role.loc[index] == "unused")]
+            if pool.empty:
+                continue
+            distance = np.abs(np.log(pool["M"].astype(float) / protocol.reference_M))
+            role.loc[distance.idxmin()] = "error_fit"
+    return role
+
+
+def average_members(df, average, candidates, atol=1e-6):
+    """The candidate columns whose row-wise mean is the column ``average``.
+
+    Solves ``df[candidates] @ w = df[average]`` with ``w >= 0`` (non-negative
+    least squares); the members are the columns of clearly non-zero weight,
+    and their plain mean must reproduce ``average`` on every row.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+    average : str
+        The stored average (e.g. ``"err_avg"``).
+    candidates : sequence of str
+        Columns it may average (e.g. every ``err_<task>`` column).
+    atol : float
+        Largest allowed difference between the members' mean and ``average``.
+
+    Returns
+    -------
+    list of str
+        Members, in the order of ``candidates``.
+
+    Raises
+    ------
+    ValueError
+        No subset of the candidates reproduces the average (too few runs to
+        tell the columns apart, NaN values, or an average of something else).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"a": [0.1, 0.5, 0.2], "b": [0.3, 0.1, 0.9],
+    ...                    "c": [0.7, 0.2, 0.4]})
+    >>> df["avg"] = (df["a"] + df["c"]) / 2
+    >>> average_members(df, "avg", ["a", "b", "c"])
+    ['a', 'c']
+    """
+    candidates = list(candidates)
+    _check_columns(df, [average, *candidates])
+    X = df[candidates].to_numpy(float)
+    y = df[average].to_numpy(float)
+    ok = np.isfinite(y) & np.all(np.isfinite(X), axis=1)
+    if not ok.any():
+        raise ValueError(f"no run has finite values of {average!r} and all of {candidates}")
+    w, _ = nnls(X[ok], y[ok])
+    members = [c for c, wi in zip(candidates, w) if wi > 0.5 / len(candidates) ** 2]
+    if members:
+        gap = np.max(np.abs(df.loc[ok, members].mean(axis=1).to_numpy() - y[ok]))
+        if gap <= atol:
+            return members
+    raise ValueError(f"no subset of {candidates} averages to {average!r} on the {int(ok.sum())} "
+                     "complete runs (too few runs to tell the columns apart, or not a plain mean)")
+
+
+def _error_fit(runs, error, loss, objective):
+    return fitting.fit(laws.ERROR, runs, target=error, inputs={"L": loss}, objective=objective)
+
+
+def _predict_error(result, heldout, loss, pred_loss):
+    data = heldout if pred_loss is None else heldout.assign(**{loss: np.asarray(pred_loss, float)})
+    return result.predict(data, interval=None)["pred"].to_numpy(float)
+
+
+def _check_pred_loss(heldout, pred_loss):
+    if pred_loss is not None and len(np.asarray(pred_loss)) != len(heldout):
+        raise ValueError(f"pred_loss has {len(np.asarray(pred_loss))} values for "
+                         f"{len(heldout)} held-out runs")
+
+
+def per_task_fits(fit_runs, heldout, tasks, loss, *, pred_loss=None, chance=None,
+                  objective="lsq"):
+    """The error law fitted to each task's error on its own, and tested on held-out runs.
+
+    Parameters
+    ----------
+    fit_runs, heldout : pandas.DataFrame
+        Runs that fit the law and runs it predicts (``heldout`` may be empty).
+    tasks : sequence of str
+        Error columns, one per task (e.g. ``err_cloze_last4``).
+    loss : str
+        Loss column, the law's input.
+    pred_loss : array-like, optional, keyword-only
+        Predicted losses of the held-out runs (from a loss law): the chained
+        prediction of Gadre et al. (2024). Default: their measured loss.
+    chance : mapping, optional, keyword-only
+        Chance-level error per task column; adds ``chance`` and
+        ``above_chance`` (chance minus the lowest error seen).
+    objective : str, keyword-only
+        Fitting objective (see :func:`scaling_lib.fit.fit`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by task: ``eps``, ``k``, ``gamma``, ``success``, ``n_fit``,
+        ``fit_rms`` (residual RMS on the fit runs), ``spread`` (largest minus
+        smallest error over all runs given), ``heldout_mae`` (mean absolute
+        error of the held-out predictions), ``heldout_rel_err_pct`` (mean of
+        ``100 |pred - actual| / actual``) and ``mae_over_spread``: how far off
+        the prediction is compared with how far the task moves. A task whose
+        error barely moves has a large ratio, however small its error.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> L = np.linspace(3.5, 5.0, 8)
+    >>> df = pd.DataFrame({"loss": L, "err_t": 0.7 - 1.4 * np.exp(-0.4 * L),
+    ...                    "err_flat": 0.5 + 0.01 * np.cos(7 * L)})
+    >>> out = per_task_fits(df.iloc[2:], df.iloc[:2], ["err_t", "err_flat"], "loss")
+    >>> bool(out.loc["err_t", "mae_over_spread"] < 0.01)
+    True
+    >>> bool(out.loc["err_flat", "mae_over_spread"] > 0.1)
+    True
+    """
+    tasks = list(tasks)
+    _check_columns(fit_runs, [loss, *tasks], "fit runs")
+    if len(heldout):
+        _check_columns(heldout, [loss, *tasks], "held-out runs")
+    _check_pred_loss(heldout, pred_loss)
+    rows = []
+    for task in tasks:
+        res = _error_fit(fit_runs, task, loss, objective)
+        both = pd.concat([fit_runs[task], heldout[task]]) if len(heldout) else fit_runs[task]
+        row = {"task": task, **res.params, "success": res.success, "n_fit": res.n_data,
+               "fit_rms": res.rmse, "spread": float(both.max() - both.min())}
+        if len(heldout) and res.success:
+            actual = heldout[task].to_numpy(float)
+            miss = _predict_error(res, heldout, loss, pred_loss) - actual
+            row["heldout_mae"] = float(np.mean(np.abs(miss)))
+            row["heldout_rel_err_pct"] = float(np.mean(100 * np.abs(miss) / np.abs(actual)))
+        else:
+            row["heldout_mae"] = row["heldout_rel_err_pct"] = np.nan
+        spread = row["spread"]
+        row["mae_over_spread"] = row["heldout_mae"] / spread if spread > 0 else np.nan
+        if chance is not None:
+            if task not in chance:
+                raise KeyError(f"chance has no level for task column {task!r}")
+            row["chance"] = float(chance[task])
+            row["above_chance"] = float(chance[task] - both.min())
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("task")
+
+
+def _subsets(tasks, size, n_draws, rng):
+    total = math.comb(len(tasks), size)
+    if total <= n_draws:
+        return [list(c) for c in itertools.combinations(tasks, size)]
+    seen, out = set(), []
+    while len(out) < n_draws:
+        pick = tuple(sorted(rng.choice(len(tasks), size, replace=False)))
+        if pick not in seen:
+            seen.add(pick)
+            out.append([tasks[i] for i in pick])
+    return out
+
+
+def subset_study(fit_runs, heldout, tasks, loss, *, pred_loss=None, sizes=None, n_draws=30,
+                 seed=0, objective="lsq"):
+    """Error-law predictions of averages over random subsets of the tasks.
+
+    For each subset size ``s``, every subset of ``s`` tasks (or ``n_draws``
+    distinct random ones when there are more) is averaged per run; the error
+    law is fitted to that average on ``fit_runs`` and predicts it for
+    ``heldout``.
+
+    Parameters
+    ----------
+    fit_runs, heldout : pandas.DataFrame
+        Fitting runs and (non-empty) held-out runs.
+    tasks : sequence of str
+        Error columns to draw from.
+    loss : str
+        Loss column.
+    pred_loss : array-like, optional, keyword-only
+        Predicted losses of the held-out runs (chained prediction); default:
+        their measured loss.
+    sizes : sequence of int, optional, keyword-only
+        Subset sizes; default ``1 .. len(tasks)``.
+    n_draws : int, keyword-only
+        Largest number of subsets per size.
+    seed : int, keyword-only
+        Seed of the random subsets.
+    objective : str, keyword-only
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per subset: ``size``, ``tasks`` (names joined by ``+``),
+        ``success``, ``rel_err_pct`` (mean over held-out runs of
+        ``100 |pred - actual| / actual``), ``mae`` (mean absolute error) and
+        ``spread`` (range of the subset average over all runs).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> L = np.linspace(3.5, 5.0, 8)
+    >>> df = pd.DataFrame({f"e{i}": 0.7 - 1.4 * np.exp(-0.4 * L) for i in range(3)})
+    >>> df["loss"] = L
+    >>> out = subset_study(df.iloc[2:], df.iloc[:2], ["e0", "e1", "e2"], "loss")
+    >>> out["size"].tolist()
+    [1, 1, 1, 2, 2, 2, 3]
+    """
+    tasks = list(tasks)
+    if len(heldout) == 0:
+        raise ValueError("subset_study needs at least one held-out run")
+    _check_columns(fit_runs, [loss, *tasks], "fit runs")
+    _check_columns(heldout, [loss, *tasks], "held-out runs")
+    _check_pred_loss(heldout, pred_loss)
+    sizes = range(1, len(tasks) + 1) if sizes is None else sizes
+    if any(not 1 <= s <= len(tasks) for s in sizes):
+        raise ValueError(f"subset sizes must lie in 1..{len(tasks)}, got {list(sizes)}")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for size in sizes:
+        for subset in _subsets(tasks, int(size), int(n_draws), rng):
+            fit_avg = fit_runs[[loss]].assign(avg=fit_runs[subset].mean(axis=1))
+            held_avg = heldout[[loss]].assign(avg=heldout[subset].mean(axis=1))
+            res = _error_fit(fit_avg, "avg", loss, objective)
+            both = pd.concat([fit_avg["avg"], held_avg["avg"]])
+            row = {"size": int(size), "tasks": "+".join(subset), "success": res.success,
+                   "spread": float(both.max() - both.min())}
+            if res.success:
+                actual = held_avg["avg"].to_numpy(float)
+                miss = _predict_error(res, held_avg, loss, pred_loss) - actual
+                row["rel_err_pct"] = float(np.mean(100 * np.abs(miss) / np.abs(actual)))
+                row["mae"] = float(np.mean(np.abs(miss)))
+            else:
+                row["rel_err_pct"] = row["mae"] = np.nan
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarize_subsets(study, column="rel_err_pct"):
+    """Median and spread of a subset study's prediction error per subset size.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``size``: ``n_subsets``, ``median``, ``q25``, ``q75``,
+        ``min``, ``max`` of ``column`` over the subsets that were fitted.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> study = pd.DataFrame({"size": [1, 1, 1, 2], "rel_err_pct": [1.0, 3.0, 8.0, 2.0],
+    ...                       "success": True})
+    >>> summarize_subsets(study)["median"].tolist()
+    [3.0, 2.0]
+    """
+    _check_columns(study, ["size", column, "success"], "subset study")
+    ok = study[study["success"].astype(bool)]
+    grouped = ok.groupby("size")[column]
+    return pd.DataFrame({
+        "n_subsets": grouped.size(), "median": grouped.median(),
+        "q25": grouped.quantile(0.25), "q75": grouped.quantile(0.75),
+        "min": grouped.min(), "max": grouped.max()})
+
+
+def relative_errors_by_column(law, fit_runs, targets, columns, **fit_kwargs):
+    """Fit one law to several target columns and tabulate its held-out relative errors.
+
+    Parameters
+    ----------
+    law : scaling_lib.laws.Law
+        E.g. :data:`scaling_lib.laws.OVERTRAINING`.
+    fit_runs, targets : pandas.DataFrame
+        Fitting runs and held-out runs.
+    columns : sequence of str
+        Target columns, e.g. the loss on several evaluation sets.
+    **fit_kwargs
+        Passed to :func:`scaling_lib.fit.fit` (``objective``, ``n_boot``, ``seed``...).
+
+    Returns
+    -------
+    tuple (dict, pandas.DataFrame)
+        The fit per column, and one row per (column, held-out run): the
+        columns of :func:`scaling_lib.protocols.relative_error_table` plus
+        ``column``. A column whose fit fails has NaN predictions.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> N = np.array([1e5, 2e5, 4e5, 8e5, 1e5, 3.2e6])
+    >>> M = np.array([20, 20, 20, 20, 320, 20.0])
+    >>> p = {"E": 1.5, "a": 80.0, "b": 400.0, "eta": 0.2}
+    >>> df = pd.DataFrame({"run_id": list("abcdef"), "N": N, "M": M,
+    ...                    "x": laws.OVERTRAINING(p, N=N, M=M)})
+    >>> df["y"] = 2 * df["x"]
+    >>> fits, table = relative_errors_by_column(laws.OVERTRAINING, df[:5], df[5:], ["x", "y"])
+    >>> table["rel_err_pct"].round(3).tolist()
+    [0.0, 0.0]
+    """
+    fits, tables = {}, []
+    for column in columns:
+        res = fitting.fit(law, fit_runs, target=column, **fit_kwargs)
+        fits[column] = res
+        table = protocols.relative_error_table(res, targets, column)
+        tables.append(table.assign(column=column))
+    return fits, pd.concat(tables, ignore_index=True)
