@@ -1,0 +1,542 @@
+"""Backtests of scaling-law extrapolation: fit on cheap runs, predict expensive ones.
+
+Gadre et al. (2024, Sec. 2-4) rest on two claims that a run table can test:
+
+* at a fixed token multiplier ``M`` the (reducible) loss is a power law in
+  compute, with one exponent for every ``M`` (the lines of loss against
+  compute are parallel on log-log axes): :func:`slope_per_M`;
+* the over-training law, eq. (4), fitted on small runs predicts much larger
+  and more over-trained ones. A backtest measures how the prediction error
+  grows as the fit set shrinks or the extrapolation grows: build several
+  fit/predict splits (:func:`shape_splits`, :func:`compute_splits`) and fit
+  and score each (:func:`run_backtest`).
+
+Intermediate evaluations of a run can add fit points
+(:func:`curve_points`); they are points of a run whose learning-rate
+schedule has not finished, not finished runs with fewer tokens.
+
+Splits are queries on the run table (sizes ranked, compute cut-offs), never
+lists of model names.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from scaling_lib import fit as fitting
+from scaling_lib import laws, protocols
+
+DESIGN_ROLES = ("fit", "target", "grid")
+"""Roles of a run in a single fit-and-predict design: fitted on, held-out target, or other."""
+
+_PAPER_TO_DESIGN = {"loss_fit": "fit", "target": "target", "error_fit": "grid", "unused": "grid"}
+
+
+class BacktestInputError(ValueError):
+    """A run table, curve file or split that cannot be used: the message names the problem."""
+
+
+def _require(df, columns, what="run table"):
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise BacktestInputError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
+
+
+def _unique_ids(df, run_id_column="run_id"):
+    _require(df, [run_id_column])
+    ids = df[run_id_column].astype(str)
+    dup = ids[ids.duplicated()].unique().tolist()
+    if dup:
+        raise BacktestInputError(f"run ids must be unique; repeated: {dup[:5]}")
+    return ids
+
+
+# --- roles ------------------------------------------------------------------------------------
+
+
+def design_roles(df, *, role_column="role", protocol=protocols.PAPER):
+    """Each run's role in the loss-law design: ``fit``, ``target`` or ``grid``.
+
+    A testbed that records its design (a ``role`` column holding
+    :data:`DESIGN_ROLES`) is used as is. Otherwise the paper's protocol
+    (:func:`scaling_lib.protocols.assign_roles`) decides: its loss-law fit
+    runs are ``fit``, its targets ``target``, everything else ``grid``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A run table.
+    role_column : str, keyword-only
+        Column holding recorded roles.
+    protocol : scaling_lib.protocols.Protocol, keyword-only
+        Used when ``role_column`` is absent.
+
+    Returns
+    -------
+    pandas.Series
+        Indexed like ``df``, named ``role``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"N": [1, 1, 2, 3], "M": [20, 320, 20, 80]})
+    >>> design_roles(df, protocol=protocols.Protocol(
+    ...     n_small_shapes=2, n_error_extra_shapes=0, group_by=None)).tolist()
+    ['fit', 'fit', 'fit', 'target']
+    """
+    if role_column in df.columns:
+        roles = df[role_column].astype(str)
+        bad = sorted(set(roles) - set(DESIGN_ROLES))
+        if bad:
+            raise BacktestInputError(
+                f"column {role_column!r} holds unknown role(s) {bad}; expected {DESIGN_ROLES}")
+        return roles.rename("role")
+    paper = protocols.assign_roles(df, protocol)
+    return paper.map(_PAPER_TO_DESIGN).rename("role")
+
+
+def compute_ratios(fit_runs, targets, *, flops_column="flops"):
+    """How much more compute each target used than the fit set.
+
+    Parameters
+    ----------
+    fit_runs, targets : pandas.DataFrame
+        The runs fitted on and the runs predicted.
+    flops_column : str, keyword-only
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like ``targets``: ``to_largest_fit`` (target compute over
+        the most expensive fit run: how far the law extrapolates) and
+        ``to_fit_total`` (over the summed compute of all fit runs: what the
+        prediction saves).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> f = pd.DataFrame({"flops": [1.0, 3.0]})
+    >>> compute_ratios(f, pd.DataFrame({"flops": [30.0]})).iloc[0].tolist()
+    [10.0, 7.5]
+    """
+    _require(fit_runs, [flops_column], "fit set")
+    _require(targets, [flops_column], "targets")
+    if len(fit_runs) == 0:
+        raise BacktestInputError("compute_ratios: the fit set is empty")
+    c = targets[flops_column].to_numpy(float)
+    fit_c = fit_runs[flops_column].to_numpy(float)
+    return pd.DataFrame({"to_largest_fit": c / fit_c.max(), "to_fit_total": c / fit_c.sum()},
+                        index=targets.index)
+
+
+# --- slopes per token multiplier -------------------------------------------------------------
+
+
+def slope_per_M(df, target, *, x="flops", group="M", offset=0.0, level=0.95, n_boot=200, seed=0,
+                run_id_column="run_id"):
+    """The log-log slope of ``target - offset`` against ``x`` for each ``M``.
+
+    At fixed ``M`` the over-training law (Gadre et al. 2024, eq. 4) makes
+    the reducible loss ``L - E`` a power law in compute with exponent
+    ``-eta`` for every ``M``: the fitted slopes should agree. Each group is
+    fitted with :data:`scaling_lib.laws.POWER` (least squares on logs, so
+    the slope is the ordinary log-log regression slope). With ``offset=0``
+    the slope is that of the total loss, which flattens as the loss nears
+    its floor; with ``offset=E`` it is the slope of the reducible loss.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Runs with ``x``, ``group`` and ``target`` columns.
+    target : str
+        Loss column.
+    x : str, keyword-only
+        Compute column (``flops``).
+    group : str, keyword-only
+        Column whose values get one line each (``M``).
+    offset : float, keyword-only
+        Subtracted from the target before taking logs (an irreducible loss).
+    level : float, keyword-only
+        Central probability of the intervals.
+    n_boot : int, keyword-only
+        Bootstrap refits over the group's runs (0: no bootstrap interval).
+    seed : int, keyword-only
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group value, sorted: ``n_runs``, ``x_min``, ``x_max``,
+        ``slope``, ``lo``/``hi`` (bootstrap percentile interval; needs 3
+        distinct runs), ``t_lo``/``t_hi`` (the regression's Student-t
+        interval with ``n_runs - 2`` degrees of freedom; needs 3 runs).
+        Groups with fewer than 2 runs get NaN slopes.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> C = np.array([1e12, 1e13, 1e14, 1e15] * 2)
+    >>> M = np.repeat([20.0, 80.0], 4)
+    >>> df = pd.DataFrame({"flops": C, "M": M, "loss": 2 + (1 + M / 80) * 30 * C ** -0.1})
+    >>> slope_per_M(df, "loss", offset=2.0, n_boot=0)["slope"].round(3).tolist()
+    [-0.1, -0.1]
+    """
+    _require(df, [x, group, target])
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    rows = []
+    for value, sub in df.groupby(group, sort=True):
+        labels = (sub[run_id_column].astype(str) if run_id_column in sub
+                  else pd.Series([f"row {i}" for i in sub.index], index=sub.index))
+        y = sub[target].to_numpy(float) - offset
+        if not np.all(np.isfinite(y)) or np.any(y <= 0):
+            bad = labels[~(np.isfinite(y) & (y > 0))].tolist()
+            raise BacktestInputError(
+                f"{target} - {offset:g} must be positive and finite to take logs; "
+                f"not so for run(s) {bad[:5]} ({group}={value:g})")
+        row = {group: value, "n_runs": len(sub), "x_min": sub[x].min(), "x_max": sub[x].max(),
+               "slope": np.nan, "lo": np.nan, "hi": np.nan, "t_lo": np.nan, "t_hi": np.nan}
+        n_distinct = sub[x].nunique()
+        if n_distinct >= 2:
+            data = pd.DataFrame({"x": sub[x].to_numpy(float), "y": y, "run_id": labels.to_numpy()})
+            res = fitting.fit(laws.POWER, data, target="y", seed=seed)
+            row["slope"] = res.params["alpha"]
+            if n_distinct >= 3:
+                lx, ly = np.log(data["x"]), np.log(data["y"])
+                reg = stats.linregress(lx, ly)
+                half = stats.t.ppf(0.5 + level / 2, len(sub) - 2) * reg.stderr
+                row["t_lo"], row["t_hi"] = reg.slope - half, reg.slope + half
+                if n_boot:
+                    ci = res.ci(level, n_boot=n_boot)
+                    row["lo"], row["hi"] = ci.loc["alpha", "lo"], ci.loc["alpha", "hi"]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(group)
+
+
+# --- intermediate evaluations ----------------------------------------------------------------
+
+
+def read_curve(path, *, loss_col="loss_en"):
+    """The validation curve stored in a run record (``runs/<run_id>.json``).
+
+    Parameters
+    ----------
+    path : str or Path
+        A run record with a ``curve`` list of ``{step, tokens, <loss_col>}``.
+    loss_col : str, keyword-only
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``step``, ``tokens``, ``loss_col``, sorted by step.
+    """
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BacktestInputError(f"{path}: not valid JSON ({exc})") from None
+    curve = record.get("curve") if isinstance(record, dict) else None
+    if not isinstance(curve, list) or not curve:
+        raise BacktestInputError(f"{path}: no non-empty 'curve' list in the run record")
+    table = pd.DataFrame(curve)
+    missing = [c for c in ("step", "tokens", loss_col) if c not in table.columns]
+    if missing:
+        raise BacktestInputError(f"{path}: curve points lack key(s) {missing}")
+    table = table[["step", "tokens", loss_col]].astype(float)
+    if not np.all(np.isfinite(table.to_numpy())) or (table["tokens"] <= 0).any():
+        raise BacktestInputError(f"{path}: curve has non-finite values or non-positive token counts")
+    return table.sort_values("step").reset_index(drop=True)
+
+
+def curve_points(df, curves_dir, *, loss_col="loss_en", align="final", min_frac=0.0,
+                 include_final=False, run_id_column="run_id", keep=("model", "seed", "role")):
+    """Intermediate evaluations of finished runs as rows of a run table.
+
+    Each point of a run's validation curve becomes a row with ``N`` of the
+    run, ``D`` = tokens seen so far, ``M = D / N`` and ``flops = 6 N D``.
+    Such a point is *not* a finished run with that budget: its learning
+    rate has not decayed, so its loss lies above that of a run trained for
+    ``D`` tokens with its own full schedule.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Finished runs (``run_id``, ``N``, ``D`` and ``loss_col``).
+    curves_dir : str or Path
+        Directory holding ``<run_id>.json`` run records.
+    loss_col : str, keyword-only
+        Curve key and run-table column of the loss.
+    align : {"final", "none"}, keyword-only
+        ``"final"`` shifts each curve so that its last point, taken at the
+        end of training, equals the run's final ``loss_col`` (curves are
+        measured on a smaller validation slice than the final evaluation,
+        with a bias of their own); ``"none"`` keeps the raw values.
+    min_frac : float, keyword-only
+        Keep points with at least this fraction of the run's tokens.
+    include_final : bool, keyword-only
+        Keep the last point (a duplicate of the finished run).
+    keep : tuple of str, keyword-only
+        Run-table columns copied to the points when present.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``run_id`` (``<parent>@<step>``), ``parent_run``, ``step``,
+        ``frac`` (tokens over the run's ``D``), ``N``, ``D``, ``M``,
+        ``flops``, ``loss_col``, ``offset`` (the shift applied), and the
+        ``keep`` columns.
+    """
+    if align not in ("final", "none"):
+        raise ValueError(f"align must be 'final' or 'none', got {align!r}")
+    _require(df, [run_id_column, "N", "D", loss_col])
+    ids = _unique_ids(df, run_id_column)
+    curves_dir = Path(curves_dir)
+    if not curves_dir.is_dir():
+        raise FileNotFoundError(f"no directory of run records at {curves_dir}")
+    parts = []
+    for run_id, (_, run) in zip(ids, df.iterrows()):
+        path = curves_dir / f"{run_id}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"run {run_id}: no run record at {path}")
+        curve = read_curve(path, loss_col=loss_col)
+        D, N = float(run["D"]), float(run["N"])
+        last = curve.iloc[-1]
+        offset = 0.0
+        if align == "final":
+            if not math.isclose(last["tokens"], D, rel_tol=1e-3):
+                raise BacktestInputError(
+                    f"run {run_id}: the curve ends at {last['tokens']:.0f} tokens, not at D = {D:.0f}; "
+                    "it cannot be aligned to the final loss (use align='none')")
+            offset = float(run[loss_col]) - float(last[loss_col])
+        frac = curve["tokens"] / D
+        mask = frac >= min_frac
+        if not include_final:
+            mask &= ~np.isclose(curve["tokens"], D, rtol=1e-3)
+        sub = curve[mask]
+        part = pd.DataFrame({
+            "run_id": [f"{run_id}@{int(s)}" for s in sub["step"]],
+            "parent_run": run_id, "step": sub["step"].astype(int).to_numpy(),
+            "frac": frac[mask].to_numpy(), "N": N, "D": sub["tokens"].to_numpy(),
+        })
+        part["M"] = part["D"] / N
+        part["flops"] = 6.0 * N * part["D"]
+        part[loss_col] = sub[loss_col].to_numpy() + offset
+        part["offset"] = offset
+        for column in keep:
+            if column in df.columns:
+                part[column] = run[column]
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=["run_id", "parent_run", "step", "frac", "N", "D", "M", "flops",
+                                     loss_col, "offset"])
+    return pd.concat(parts, ignore_index=True)
+
+
+# --- splits ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Split:
+    """One fit/predict split of a run table.
+
+    Attributes
+    ----------
+    name : str
+        Short label.
+    kind : str
+        How it was built (``"shapes"`` or ``"compute"``).
+    value : float
+        The split's parameter: number of small shapes, or compute cut-off.
+    fit_ids, predict_ids : tuple of str
+        Run ids fitted on and predicted (disjoint).
+    """
+
+    name: str
+    kind: str
+    value: float
+    fit_ids: tuple
+    predict_ids: tuple
+
+    def __post_init__(self):
+        both = set(self.fit_ids) & set(self.predict_ids)
+        if both:
+            raise BacktestInputError(f"split {self.name}: runs both fitted and predicted: {sorted(both)[:5]}")
+
+
+def shape_splits(df, ks=None, *, reference_M=20.0, overtrained_M=(320.0,), n_overtrained_shapes=1,
+                 size_column="N", run_id_column="run_id"):
+    """Fit on the ``k`` smallest shapes, predict every run of the larger ones.
+
+    For each ``k``: the fit set is the ``k`` smallest sizes at
+    ``reference_M`` plus the smallest ``n_overtrained_shapes`` sizes at each
+    of ``overtrained_M`` (the paper's loss-law design with ``k = 4``); the
+    predicted runs are all runs of larger sizes, at every ``M``. Built with
+    :func:`scaling_lib.protocols.assign_roles`.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        One group of runs (one training set).
+    ks : iterable of int, optional
+        Numbers of small shapes; default every ``k`` from 1 to the number
+        of sizes minus one.
+    reference_M, overtrained_M, n_overtrained_shapes, size_column : keyword-only
+        As in :class:`scaling_lib.protocols.Protocol`.
+
+    Returns
+    -------
+    list of Split
+        One per ``k``, in the order given (splits with no run to predict left out).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"run_id": list("abcde"), "N": [1, 1, 2, 3, 3],
+    ...                    "M": [20, 320, 20, 20, 80]})
+    >>> [(s.fit_ids, s.predict_ids) for s in shape_splits(df, [2])]
+    [(('a', 'b', 'c'), ('d', 'e'))]
+    """
+    _require(df, [size_column, "M"])
+    ids = _unique_ids(df, run_id_column)
+    n_sizes = df[size_column].nunique()
+    ks = range(1, n_sizes) if ks is None else ks
+    splits = []
+    for k in ks:
+        k = int(k)
+        if k < 1:
+            raise BacktestInputError(f"shape_splits: k must be at least 1, got {k}")
+        proto = protocols.Protocol(
+            n_small_shapes=k, reference_M=float(reference_M),
+            overtrained_M=tuple(float(m) for m in overtrained_M),
+            n_overtrained_shapes=min(int(n_overtrained_shapes), k), n_error_extra_shapes=0,
+            size_column=size_column, group_by=None)
+        roles = protocols.assign_roles(df, proto)
+        predict = tuple(ids[roles == "target"])
+        if predict:
+            splits.append(Split(f"{k} smallest", "shapes", float(k), tuple(ids[roles == "loss_fit"]),
+                                predict))
+    return splits
+
+
+def compute_splits(df, cutoffs, *, flops_column="flops", run_id_column="run_id"):
+    """Fit on runs with compute up to a cut-off, predict the runs above it.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+    cutoffs : iterable of float
+        Compute cut-offs (FLOPs); a run with ``flops <= cutoff`` is fitted.
+
+    Returns
+    -------
+    list of Split
+        One per cut-off that leaves runs on both sides.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"run_id": list("abc"), "flops": [1.0, 2.0, 4.0]})
+    >>> [(s.fit_ids, s.predict_ids) for s in compute_splits(df, [2.0, 9.0])]
+    [(('a', 'b'), ('c',))]
+    """
+    _require(df, [flops_column])
+    ids = _unique_ids(df, run_id_column)
+    c = df[flops_column].to_numpy(float)
+    splits = []
+    for cut in cutoffs:
+        below = c <= float(cut)
+        if below.any() and (~below).any():
+            splits.append(Split(f"C <= {float(cut):.2g}", "compute", float(cut),
+                                tuple(ids[below]), tuple(ids[~below])))
+    return splits
+
+
+# --- the backtest -------------------------------------------------------------------------------
+
+
+def run_backtest(df, splits, target, *, law=laws.OVERTRAINING, objectives=("lsq",), extra=None,
+                 extra_parent="parent_run", run_id_column="run_id", keep=("model", "N", "M")):
+    """Fit a law on each split's fit runs and score its predictions of the others.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The run table the splits refer to.
+    splits : list of Split
+    target : str
+        Column fitted and predicted.
+    law : scaling_lib.laws.Law, keyword-only
+    objectives : tuple of str, keyword-only
+        Objectives of :func:`scaling_lib.fit.fit`; each split is fitted once per objective.
+    extra : pandas.DataFrame, optional, keyword-only
+        Additional fit points (e.g. :func:`curve_points`): those whose
+        ``extra_parent`` run is in a split's fit set join that fit.
+    extra_parent : str, keyword-only
+    keep : tuple of str, keyword-only
+        Columns of the predicted runs copied to the result.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per split, objective and predicted run: ``split``,
+        ``kind``, ``value``, ``objective``, ``n_fit`` (runs), ``n_extra``
+        (extra points), ``status`` (``ok``, ``too few runs`` or
+        ``failed``), the law's parameters, ``run_id``, the ``keep``
+        columns, ``flops``, ``actual``, ``pred``, ``rel_err_pct`` (100
+        |pred - actual| / actual) and the :func:`compute_ratios` columns.
+        Predictions are NaN where the fit is not ``ok``.
+    """
+    ids = _unique_ids(df, run_id_column)
+    _require(df, [target, "flops"])
+    table = df.set_index(ids.to_numpy())
+    if extra is not None:
+        _require(extra, [extra_parent, target], "extra fit points")
+    out = []
+    for split in splits:
+        unknown = [r for r in split.fit_ids + split.predict_ids if r not in table.index]
+        if unknown:
+            raise BacktestInputError(f"split {split.name}: run(s) {unknown[:5]} not in the run table")
+        fit_runs, pred_runs = table.loc[list(split.fit_ids)], table.loc[list(split.predict_ids)]
+        points = fit_runs
+        n_extra = 0
+        if extra is not None:
+            more = extra[extra[extra_parent].isin(split.fit_ids)]
+            n_extra = len(more)
+            points = pd.concat([fit_runs, more], ignore_index=True)
+        ratios = compute_ratios(fit_runs, pred_runs)
+        actual = pred_runs[target].to_numpy(float)
+        for objective in objectives:
+            head = {"split": split.name, "kind": split.kind, "value": split.value, "objective": objective,
+                    "n_fit": len(fit_runs), "n_extra": n_extra}
+            params = dict.fromkeys(law.param_names, np.nan)
+            pred = np.full(len(pred_runs), np.nan)
+            if len(fit_runs) + n_extra < law.n_params or len(fit_runs) == 0:
+                status = "too few runs"
+            else:
+                res = fitting.fit(law, points, target=target, objective=objective,
+                                  run_id_column=run_id_column)
+                status = "ok" if res.success else "failed"
+                if res.success:
+                    params = res.params
+                    pred = res.predict(pred_runs, interval=None)["pred"].to_numpy(float)
+            rows = pd.DataFrame({"run_id": pred_runs.index.to_numpy()})
+            for column in keep:
+                if column in pred_runs.columns:
+                    rows[column] = pred_runs[column].to_numpy()
+            rows["flops"] = pred_runs["flops"].to_numpy(float)
+            rows["actual"], rows["pred"] = actual, pred
+            rows["rel_err_pct"] = 100.0 * np.abs(pred - actual) / np.abs(actual)
+            rows["to_largest_fit"] = ratios["to_largest_fit"].to_numpy()
+            rows["to_fit_total"] = ratios["to_fit_total"].to_numpy()
+            for name, value in reversed(list({**head, "status": status, **params}.items())):
+                rows.insert(0, name, value)
+            out.append(rows)
+    if not out:
+        return pd.DataFrame()
+    return pd.concat(out, ignore_index=True)

@@ -1,0 +1,226 @@
+"""Tests for scaling_lib.backtest: roles, slopes per M, curve points, splits, backtests."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+from scaling_lib import backtest, laws, protocols
+
+TRUE = {"E": 1.8, "a": 40.0, "b": 120.0, "eta": 0.15}
+
+
+def grid(sizes=(1e5, 2e5, 4e5, 8e5, 1.6e6), mults=(5.0, 10.0, 20.0, 40.0, 80.0, 320.0), noise=0.0,
+         seed=0):
+    """Over-training-law losses on a full (N, M) grid, times (1 + noise * normal)."""
+    N, M = (a.ravel() for a in np.meshgrid(np.asarray(sizes, float), np.asarray(mults, float)))
+    loss = laws.OVERTRAINING(TRUE, N=N, M=M)
+    loss = loss * (1 + noise * np.random.default_rng(seed).standard_normal(loss.size))
+    return pd.DataFrame({"run_id": [f"n{n:g}_m{m:g}" for n, m in zip(N, M)], "N": N, "D": N * M, "M": M,
+                         "flops": 6 * N * N * M, "model": [f"n{n:g}" for n in N], "loss": loss})
+
+
+# ------------------------------------------------------------------------------- roles and ratios
+
+
+def test_design_roles_uses_recorded_column():
+    df = grid().assign(role="grid")
+    df.loc[0, "role"] = "fit"
+    assert backtest.design_roles(df).tolist()[:2] == ["fit", "grid"]
+
+
+def test_design_roles_falls_back_to_paper_protocol():
+    df = grid(sizes=(1, 2, 3, 4, 5, 6))
+    roles = backtest.design_roles(df, protocol=protocols.Protocol(group_by=None))
+    fit = df[roles == "fit"]
+    assert sorted(zip(fit["N"], fit["M"])) == [(1, 20), (1, 320), (2, 20), (3, 20), (4, 20)]
+    # the paper's error-law run (5th size at M=20) is neither fitted nor a target here
+    assert roles[(df["N"] == 5) & (df["M"] == 20)].tolist() == ["grid"]
+    assert set(df.loc[roles == "target", "N"]) == {5, 6}
+
+
+def test_design_roles_rejects_unknown_role():
+    df = grid().assign(role="fit")
+    df.loc[3, "role"] = "train"
+    with pytest.raises(backtest.BacktestInputError, match="unknown role.*train"):
+        backtest.design_roles(df)
+
+
+def test_compute_ratios():
+    fit = pd.DataFrame({"flops": [1e12, 4e12]})
+    targets = pd.DataFrame({"flops": [4e13, 1e14]}, index=[7, 9])
+    r = backtest.compute_ratios(fit, targets)
+    assert r.index.tolist() == [7, 9]
+    assert_allclose(r["to_largest_fit"], [10.0, 25.0])
+    assert_allclose(r["to_fit_total"], [8.0, 20.0])
+    with pytest.raises(backtest.BacktestInputError, match="empty"):
+        backtest.compute_ratios(fit.iloc[:0], targets)
+
+
+# ------------------------------------------------------------------------------------ slopes per M
+
+
+def test_slope_per_M_recovers_common_exponent():
+    df = grid()
+    slopes = backtest.slope_per_M(df, "loss", offset=TRUE["E"], n_boot=20)
+    assert slopes.index.tolist() == sorted(df["M"].unique())
+    assert_allclose(slopes["slope"], -TRUE["eta"], atol=1e-6)
+    assert (slopes["n_runs"] == 5).all()
+    # noise-free data: both intervals collapse onto the slope
+    assert_allclose(slopes["t_lo"], -TRUE["eta"], atol=1e-6)
+    assert_allclose(slopes["lo"], -TRUE["eta"], atol=1e-6)
+
+
+def test_slope_per_M_total_loss_is_flatter_and_intervals_cover_noise():
+    df = grid(noise=0.01, seed=3)
+    total = backtest.slope_per_M(df, "loss", n_boot=0)
+    assert (total["slope"] > -TRUE["eta"]).all()  # the floor E flattens the total loss
+    reducible = backtest.slope_per_M(df, "loss", offset=TRUE["E"], n_boot=50, seed=1)
+    assert (reducible["t_lo"] < reducible["slope"]).all() and (reducible["slope"] < reducible["t_hi"]).all()
+    assert (reducible["lo"] <= reducible["hi"]).all()
+    assert reducible["slope"].between(-0.25, -0.05).all()
+
+
+def test_slope_per_M_small_groups():
+    df = grid(sizes=(1e5, 2e5))
+    df = pd.concat([df, grid(sizes=(1e5,), mults=(640.0,))], ignore_index=True)
+    slopes = backtest.slope_per_M(df, "loss", n_boot=10)
+    assert np.isnan(slopes.loc[640.0, "slope"])  # one run: no slope
+    two = slopes.loc[20.0]
+    assert np.isfinite(two["slope"]) and np.isnan(two["t_lo"]) and np.isnan(two["lo"])
+
+
+def test_slope_per_M_bad_offset_names_runs():
+    df = grid()
+    with pytest.raises(backtest.BacktestInputError, match=r"must be positive.*n100000_m5.*\(M=5\)"):
+        backtest.slope_per_M(df, "loss", offset=10.0)
+    with pytest.raises(backtest.BacktestInputError, match="lacks column"):
+        backtest.slope_per_M(df, "loss_xx")
+
+
+# ------------------------------------------------------------------------------------ curve points
+
+
+def _write_curves(tmp_path, df, bias=0.05):
+    """Run records whose curves follow the loss law in D, measured with a constant bias."""
+    for _, run in df.iterrows():
+        tokens = np.linspace(run["D"] / 5, run["D"], 5)
+        curve = [{"step": int(i + 1) * 10, "tokens": float(t),
+                  "loss_en": float(laws.OVERTRAINING(TRUE, N=run["N"], M=t / run["N"])[0] + bias)}
+                 for i, t in enumerate(tokens)]
+        (tmp_path / f"{run['run_id']}.json").write_text(json.dumps({"run_id": run["run_id"], "curve": curve}))
+
+
+def test_curve_points_aligned_to_final_loss(tmp_path):
+    df = grid(sizes=(1e5, 2e5), mults=(20.0,)).rename(columns={"loss": "loss_en"})
+    _write_curves(tmp_path, df, bias=0.05)
+    pts = backtest.curve_points(df, tmp_path, loss_col="loss_en")
+    assert len(pts) == 2 * 4  # the final point is the finished run itself
+    assert set(pts["parent_run"]) == set(df["run_id"])
+    assert_allclose(pts["offset"], -0.05)
+    assert_allclose(pts["M"], pts["D"] / pts["N"])
+    assert_allclose(pts["flops"], 6 * pts["N"] * pts["D"])
+    assert_allclose(pts["loss_en"], laws.OVERTRAINING(TRUE, N=pts["N"], M=pts["M"]), rtol=1e-9)
+    assert pts["run_id"].str.contains("@").all() and (pts["frac"] < 1).all()
+    raw = backtest.curve_points(df, tmp_path, loss_col="loss_en", align="none", min_frac=0.5,
+                                include_final=True)
+    assert raw["frac"].min() >= 0.5 and np.isclose(raw["frac"].max(), 1.0)
+    assert_allclose(raw["offset"], 0.0)
+
+
+def test_curve_points_errors(tmp_path):
+    df = grid(sizes=(1e5,), mults=(20.0,)).rename(columns={"loss": "loss_en"})
+    with pytest.raises(FileNotFoundError, match="no run record"):
+        backtest.curve_points(df, tmp_path)
+    run_id = df["run_id"].iloc[0]
+    (tmp_path / f"{run_id}.json").write_text(json.dumps({"curve": [{"step": 1, "tokens": 10.0}]}))
+    with pytest.raises(backtest.BacktestInputError, match="lack key.*loss_en"):
+        backtest.curve_points(df, tmp_path)
+    (tmp_path / f"{run_id}.json").write_text(
+        json.dumps({"curve": [{"step": 1, "tokens": 10.0, "loss_en": 5.0}]}))
+    with pytest.raises(backtest.BacktestInputError, match="ends at 10 tokens"):
+        backtest.curve_points(df, tmp_path)
+    (tmp_path / f"{run_id}.json").write_text("{not json")
+    with pytest.raises(backtest.BacktestInputError, match="not valid JSON"):
+        backtest.curve_points(df, tmp_path)
+
+
+# ------------------------------------------------------------------------------------------ splits
+
+
+def test_shape_splits_are_nested_and_disjoint():
+    df = grid()
+    splits = backtest.shape_splits(df)
+    assert [s.value for s in splits] == [1, 2, 3, 4]
+    sizes = sorted(df["N"].unique())
+    by_id = df.set_index("run_id")
+    for s in splits:
+        k = int(s.value)
+        fit, pred = by_id.loc[list(s.fit_ids)], by_id.loc[list(s.predict_ids)]
+        assert set(fit.loc[fit["M"] == 20, "N"]) == set(sizes[:k])
+        assert set(fit.loc[fit["M"] == 320, "N"]) == {sizes[0]}
+        assert set(fit["M"]) == {20.0, 320.0}
+        assert set(pred["N"]) == set(sizes[k:])
+        assert len(pred) == len(df[df["N"] > sizes[k - 1]])  # every M of the larger sizes
+    for small, big in zip(splits, splits[1:]):
+        assert set(small.fit_ids) < set(big.fit_ids)
+
+
+def test_compute_splits():
+    df = grid()
+    cut = np.sort(df["flops"].unique())[10]
+    (s,) = backtest.compute_splits(df, [cut, 0.0, 1e40])
+    by_id = df.set_index("run_id")
+    assert (by_id.loc[list(s.fit_ids), "flops"] <= cut).all()
+    assert (by_id.loc[list(s.predict_ids), "flops"] > cut).all()
+    assert len(s.fit_ids) + len(s.predict_ids) == len(df)
+
+
+def test_split_rejects_overlap_and_duplicate_ids():
+    with pytest.raises(backtest.BacktestInputError, match="both fitted and predicted"):
+        backtest.Split("x", "shapes", 1.0, ("a", "b"), ("b",))
+    df = grid()
+    df.loc[1, "run_id"] = df.loc[0, "run_id"]
+    with pytest.raises(backtest.BacktestInputError, match="unique"):
+        backtest.shape_splits(df)
+
+
+# ---------------------------------------------------------------------------------------- backtest
+
+
+def test_backtest_exact_data_predicts_exactly():
+    df = grid()
+    splits = backtest.shape_splits(df, [1, 2, 3, 4])
+    bt = backtest.run_backtest(df, splits, "loss", objectives=("lsq", "huber_log"))
+    ok = bt[bt["status"] == "ok"]
+    # k shapes at M=20 plus the smallest at M=320: k + 1 runs for four parameters
+    assert (bt.loc[bt["value"] < 3, "status"] == "too few runs").all()
+    assert bt.loc[bt["value"] < 3, "pred"].isna().all()
+    assert set(ok["value"]) == {3.0, 4.0} and set(ok["objective"]) == {"lsq", "huber_log"}
+    assert_allclose(ok["pred"], ok["actual"], rtol=1e-4)
+    assert_allclose(ok["eta"], TRUE["eta"], rtol=1e-3)
+    big = bt[(bt["value"] == 4) & (bt["objective"] == "lsq")]
+    assert_allclose(big["to_largest_fit"], big["flops"] / (6 * 8e5**2 * 20))
+
+
+def test_backtest_error_grows_with_extrapolation_on_noisy_data():
+    df = grid(noise=0.01, seed=4)
+    bt = backtest.run_backtest(df, backtest.shape_splits(df, [3, 4]), "loss")
+    mean = bt.groupby("value")["rel_err_pct"].mean()
+    assert mean[3.0] > mean[4.0]
+
+
+def test_backtest_extra_points_join_only_their_parents():
+    df = grid()
+    half = df["M"] / 2
+    extra = pd.DataFrame({"parent_run": df["run_id"], "N": df["N"], "M": half,
+                          "loss": laws.OVERTRAINING(TRUE, N=df["N"], M=half)})
+    splits = backtest.shape_splits(df, [1])
+    bt = backtest.run_backtest(df, splits, "loss", extra=extra)
+    # two fit runs alone are too few for four parameters; their two extra points make four
+    assert (bt["n_extra"] == 2).all() and (bt["n_fit"] == 2).all()
+    assert (bt["status"] != "too few runs").all()
+    with pytest.raises(backtest.BacktestInputError, match="not in the run table"):
+        backtest.run_backtest(df.iloc[5:], splits, "loss")
