@@ -21,7 +21,6 @@ lists of model names.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +29,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from scaling_lib import curves, laws, protocols
 from scaling_lib import fit as fitting
-from scaling_lib import laws, protocols
 
 DESIGN_ROLES = ("fit", "target", "grid")
 """Roles of a run in a single fit-and-predict design: fitted on, held-out target, or other."""
@@ -235,15 +234,18 @@ def read_curve(path, *, loss_col="loss_en"):
     -------
     pandas.DataFrame
         Columns ``step``, ``tokens``, ``loss_col``, sorted by step.
+
+    Raises
+    ------
+    scaling_lib.curves.CurveError
+        The file is not a run record (see :func:`scaling_lib.curves.read_record`).
+    BacktestInputError
+        The curve is empty, lacks ``loss_col`` or has non-finite values.
     """
     path = Path(path)
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BacktestInputError(f"{path}: not valid JSON ({exc})") from None
-    curve = record.get("curve") if isinstance(record, dict) else None
-    if not isinstance(curve, list) or not curve:
-        raise BacktestInputError(f"{path}: no non-empty 'curve' list in the run record")
+    curve = curves.read_record(path)["curve"]
+    if not curve:
+        raise BacktestInputError(f"{path}: the run record's curve is empty")
     table = pd.DataFrame(curve)
     missing = [c for c in ("step", "tokens", loss_col) if c not in table.columns]
     if missing:

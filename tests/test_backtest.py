@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from scaling_lib import backtest, laws, protocols
+from scaling_lib import backtest, curves, laws, protocols
 
 TRUE = {"E": 1.8, "a": 40.0, "b": 120.0, "eta": 0.15}
 
@@ -110,7 +110,7 @@ def _write_curves(tmp_path, df, bias=0.05):
         curve = [{"step": int(i + 1) * 10, "tokens": float(t),
                   "loss_en": float(laws.OVERTRAINING(TRUE, N=run["N"], M=t / run["N"])[0] + bias)}
                  for i, t in enumerate(tokens)]
-        (tmp_path / f"{run['run_id']}.json").write_text(json.dumps({"run_id": run["run_id"], "curve": curve}))
+        (tmp_path / f"{run['run_id']}.json").write_text(json.dumps({"run_id": run["run_id"], "config": {}, "curve": curve}))
 
 
 def test_curve_points_aligned_to_final_loss(tmp_path):
@@ -135,15 +135,20 @@ def test_curve_points_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no run record"):
         backtest.curve_points(df, tmp_path)
     run_id = df["run_id"].iloc[0]
-    (tmp_path / f"{run_id}.json").write_text(json.dumps({"curve": [{"step": 1, "tokens": 10.0}]}))
+    def record(curve):
+        (tmp_path / f"{run_id}.json").write_text(json.dumps({"run_id": run_id, "config": {}, "curve": curve}))
+
+    record([{"step": 1, "tokens": 10.0}])
     with pytest.raises(backtest.BacktestInputError, match="lack key.*loss_en"):
         backtest.curve_points(df, tmp_path)
-    (tmp_path / f"{run_id}.json").write_text(
-        json.dumps({"curve": [{"step": 1, "tokens": 10.0, "loss_en": 5.0}]}))
+    record([{"step": 1, "tokens": 10.0, "loss_en": 5.0}])
     with pytest.raises(backtest.BacktestInputError, match="ends at 10 tokens"):
         backtest.curve_points(df, tmp_path)
+    record([])
+    with pytest.raises(backtest.BacktestInputError, match="curve is empty"):
+        backtest.curve_points(df, tmp_path)
     (tmp_path / f"{run_id}.json").write_text("{not json")
-    with pytest.raises(backtest.BacktestInputError, match="not valid JSON"):
+    with pytest.raises(curves.CurveError, match="not a JSON run record"):
         backtest.curve_points(df, tmp_path)
 
 
