@@ -1,0 +1,277 @@
+"""Tests of scaling_lib.compute_optimal on synthetic data with known optima."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+from scipy.optimize import minimize_scalar
+
+from scaling_lib import compute_optimal as co
+from scaling_lib import counting, laws
+
+CHIN = {"E": 1.8, "A": 300.0, "alpha": 0.32, "B": 900.0, "beta": 0.28}
+A_TRUE = CHIN["beta"] / (CHIN["alpha"] + CHIN["beta"])
+
+
+def isoflop_grid(budgets, n_sizes=7, span=1.0, params=CHIN, noise=0.0, seed=0):
+    """Runs at each budget: sizes spread over +-span (in ln units... of log10) around the analytic optimum."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for C in budgets:
+        n_star = co.chinchilla_optimum(params, C)["N"][0]
+        for k, f in enumerate(np.logspace(-span / 2, span / 2, n_sizes)):
+            N = n_star * f
+            D = C / (6 * N)
+            loss = laws.CHINCHILLA(params, N=N, D=D)[0] + noise * rng.standard_normal()
+            rows.append({"run_id": f"C{C:.0e}_{k}", "budget": C, "N": N, "D": D, "flops": 6 * N * D,
+                         "loss_en": loss})
+    return pd.DataFrame(rows)
+
+
+# --- parabola --------------------------------------------------------------------------------
+
+
+def test_parabola_recovers_vertex():
+    x = np.linspace(10, 14, 6)
+    p = co.fit_parabola(x, 2.5 + 0.3 * (x - 11.7) ** 2)
+    assert_allclose([p.x_opt, p.y_opt], [11.7, 2.5], atol=1e-9)
+    assert p.inside and p.n_points == 6
+    assert_allclose(p(11.7), 2.5, atol=1e-9)
+
+
+def test_parabola_vertex_outside_range_is_flagged():
+    x = np.linspace(0, 1, 4)
+    assert not co.fit_parabola(x, (x - 3.0) ** 2).inside
+
+
+@pytest.mark.parametrize(
+    "x, y, message",
+    [
+        ([1, 1, 2, 2], [1, 2, 3, 4], "at least 3 distinct"),
+        ([0, 1, 2], [0, 1, 0], "opens downwards"),
+        ([0, 1, 2], [0, 1], "differ in length"),
+        ([0, 1, np.nan], [0, 1, 2], "finite"),
+    ],
+)
+def test_parabola_bad_input(x, y, message):
+    with pytest.raises(co.ComputeOptimalError, match=message):
+        co.fit_parabola(x, y)
+
+
+# --- approach 2 ------------------------------------------------------------------------------
+
+
+def test_isoflop_optima_recover_known_optimum_and_exponents():
+    budgets = [1e12, 3e12, 9e12, 2.7e13]
+    df = isoflop_grid(budgets, span=0.8)
+    res = co.isoflop_optima(df, n_boot=0)
+    truth = co.chinchilla_optimum(CHIN, budgets)
+    # a parabola in ln N is an approximation of the true IsoFLOP profile: close, not exact
+    assert_allclose(res.table["N_opt"], truth["N"], rtol=0.03)
+    assert_allclose(res.table["D_opt"], truth["D"], rtol=0.03)
+    assert_allclose(res.table["C"], budgets, rtol=1e-12)
+    assert_allclose(res.table["D_opt"] * res.table["N_opt"] * 6, budgets, rtol=1e-12)
+    assert res.table["inside"].all()
+    ex = co.optimum_exponents(res)
+    assert ex["a"].method == "t"
+    assert_allclose(ex["a"].exponent, A_TRUE, atol=0.01)
+    assert_allclose(ex["a"].exponent + ex["b"].exponent, 1.0, atol=1e-9)
+
+
+def test_isoflop_bootstrap_interval_covers_truth_and_is_deterministic():
+    budgets = [1e12, 3e12, 9e12, 2.7e13]
+    df = isoflop_grid(budgets, span=1.0, noise=0.01, seed=3)
+    res = co.isoflop_optima(df, n_boot=100, seed=1)
+    again = co.isoflop_optima(df, n_boot=100, seed=1)
+    pd.testing.assert_frame_equal(res.table, again.table)
+    t = res.table
+    assert (t["N_lo"] <= t["N_opt"]).all() and (t["N_opt"] <= t["N_hi"]).all()
+    assert (t["boot_ok"] > 50).all()
+    ex = co.optimum_exponents(res)
+    assert ex["a"].method == "bootstrap"
+    assert ex["a"].exponent_lo < A_TRUE < ex["a"].exponent_hi
+    assert ex["a"].exponent_hi - ex["a"].exponent_lo < 0.3
+
+
+def test_isoflop_group_compute_is_read_at_the_optimum():
+    # a group whose recounted compute rises with N: C at the vertex follows the line of ln C in ln N
+    N = np.logspace(4, 6, 5)
+    x = np.log(N)
+    C = 1e12 * (N / 1e5) ** 0.2
+    df = pd.DataFrame({"budget": 1, "N": N, "flops": C, "loss_en": 3 + (x - np.log(1e5)) ** 2})
+    row = co.isoflop_optima(df, n_boot=0).table.iloc[0]
+    assert_allclose([row["N_opt"], row["C"]], [1e5, 1e12], rtol=1e-9)
+    assert_allclose(row["D_opt"], 1e12 / 6e5, rtol=1e-9)
+
+
+def test_isoflop_optima_bad_input():
+    df = isoflop_grid([1e12], n_sizes=5)
+    with pytest.raises(co.ComputeOptimalError, match="missing column"):
+        co.isoflop_optima(df.drop(columns="flops"))
+    bad = df.copy()
+    bad.loc[2, "N"] = -1.0
+    with pytest.raises(co.ComputeOptimalError, match=r"group 1e\+12.*C1e\+12_2"):
+        co.isoflop_optima(bad, n_boot=0)
+    with pytest.raises(co.ComputeOptimalError, match="at least 3 distinct"):
+        co.isoflop_optima(df.head(2), n_boot=0)
+
+
+def test_power_trend_bad_input():
+    with pytest.raises(co.ComputeOptimalError, match="positive"):
+        co.fit_power_trend([1.0, 2.0, 3.0], [1.0, -1.0, 2.0])
+    with pytest.raises(co.ComputeOptimalError, match="at least 2"):
+        co.fit_power_trend([1.0], [1.0])
+
+
+# --- conventions -----------------------------------------------------------------------------
+
+
+def ladder(widths=(16, 24, 32, 48, 64, 96, 128), D=1e6):
+    rows = [{"run_id": f"w{d}", "d_model": d, "n_layers": 2 + i // 2, "n_heads": d // 8, "vocab_size": 1024,
+             "seq_len": 128, "D": D} for i, d in enumerate(widths)]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("convention", counting.FLOP_CONVENTIONS)
+def test_convention_switch_changes_compute_as_counting_says(convention):
+    df = ladder()
+    out = co.convention_columns(df, convention)
+    for (_, row), c, n_eff in zip(df.iterrows(), out["C"], out["N_eff"]):
+        shape = co._default_shape(row)
+        assert_allclose(c, counting.training_flops(shape, row["D"], convention), rtol=1e-12)
+        assert_allclose(c, 6 * n_eff * row["D"], rtol=1e-12)
+    assert "C" not in df.columns  # the input is not modified
+
+
+def test_convention_order_and_6nd_equals_total_params():
+    df = ladder()
+    c = {conv: co.convention_columns(df, conv)["C"].to_numpy() for conv in counting.FLOP_CONVENTIONS}
+    assert np.all(c["6N_ne_D"] < c["with_head"]) and np.all(c["with_head"] < c["6ND"])
+    assert np.all(c["6ND"] < c["with_attention"])
+    totals = [counting.param_counts(co._default_shape(r))["total"] for _, r in df.iterrows()]
+    assert_allclose(co.convention_columns(df, "6ND")["N_eff"], totals)
+
+
+def test_convention_bad_input():
+    with pytest.raises(co.ComputeOptimalError, match="unknown FLOP convention"):
+        co.convention_columns(ladder(), "7ND")
+    with pytest.raises(co.ComputeOptimalError, match="missing column.*d_model"):
+        co.convention_columns(ladder().drop(columns="d_model"), "6ND")
+
+
+def synthetic_curves(N_values, params=CHIN, n_points=30, t_range=(1e4, 1e9)):
+    rows = []
+    for i, N in enumerate(N_values):
+        for t in np.geomspace(*t_range, n_points):
+            rows.append({"run_id": f"r{i}", "N_eff": N, "tokens": t,
+                         "loss": laws.CHINCHILLA(params, N=N, D=t)[0]})
+    return pd.DataFrame(rows)
+
+
+def test_curves_at_budgets_build_exact_isoflop_groups():
+    cur = synthetic_curves(np.logspace(4, 6, 9))
+    groups = co.curves_at_budgets(cur, [1e12, 1e13])
+    assert_allclose(6 * groups["N"] * groups["D"], groups["budget"], rtol=1e-12)
+    # interpolation error of a 30-point curve is small against the law itself
+    exact = laws.CHINCHILLA(CHIN, N=groups["N"], D=groups["D"])
+    assert_allclose(groups["loss"], exact, rtol=3e-3)
+    res = co.isoflop_optima(groups, target="loss", n_boot=0)
+    assert_allclose(res.table["N_opt"], co.chinchilla_optimum(CHIN, [1e12, 1e13])["N"], rtol=0.05)
+
+
+def test_curves_bad_input():
+    cur = synthetic_curves([1e4, 1e5])
+    cur.loc[0, "N_eff"] = 7.0
+    with pytest.raises(co.ComputeOptimalError, match="run 'r0' has more than one N_eff"):
+        co.envelope(cur)
+    with pytest.raises(co.ComputeOptimalError, match="missing column"):
+        co.envelope(cur.drop(columns="tokens"))
+
+
+# --- approach 1 ------------------------------------------------------------------------------
+
+
+def test_envelope_is_the_lowest_curve_and_tracks_the_optimum():
+    N_values = np.logspace(4, 6.5, 21)
+    cur = synthetic_curves(N_values, n_points=60)
+    env = co.envelope(cur, n_levels=12)
+    for _, row in env.iterrows():  # brute force: every run's interpolated loss at this C
+        d = row["C"] / (6 * N_values)
+        ok = (d >= 1e4) & (d <= 1e9)
+        losses = laws.CHINCHILLA(CHIN, N=N_values[ok], D=d[ok])
+        assert row["loss"] <= losses.min() * (1 + 3e-3)
+    inner = env[(env["N"] > N_values[1]) & (env["N"] < N_values[-2])]
+    trend = co.fit_power_trend(inner["C"], inner["N"])
+    assert abs(trend.exponent - A_TRUE) < 0.05
+
+
+# --- approach 3 ------------------------------------------------------------------------------
+
+
+def test_chinchilla_optimum_matches_numeric_minimisation():
+    for C in (1e12, 1e18, 5.76e23):
+        opt = co.chinchilla_optimum(CHIN, C)
+
+        def loss(log_n):
+            N = math.exp(log_n)
+            return float(laws.CHINCHILLA(CHIN, N=N, D=C / (6 * N))[0])
+
+        res = minimize_scalar(loss, bounds=(0, 60), method="bounded", options={"xatol": 1e-10})
+        assert_allclose(opt["N"][0], math.exp(res.x), rtol=1e-5)
+        assert_allclose(opt["loss"][0], res.fun, rtol=1e-10)
+        assert_allclose(6 * opt["N"][0] * opt["D"][0], C, rtol=1e-12)
+    assert_allclose(opt["a"] + opt["b"], 1.0)
+
+
+def test_chinchilla_optimum_bad_input():
+    with pytest.raises(co.ComputeOptimalError, match="positive A, B"):
+        co.chinchilla_optimum({**CHIN, "B": 0.0}, 1e12)
+    with pytest.raises(co.ComputeOptimalError, match="budgets must be positive"):
+        co.chinchilla_optimum(CHIN, [1e12, -1.0])
+
+
+def test_approach3_recovers_exponents():
+    rng = np.random.default_rng(0)
+    N = np.repeat(np.logspace(4.5, 6.5, 6), 4)
+    D = N * np.tile([5.0, 20.0, 80.0, 320.0], 6)
+    loss = laws.CHINCHILLA(CHIN, N=N, D=D) * np.exp(0.002 * rng.standard_normal(N.size))
+    df = pd.DataFrame({"run_id": [f"r{i}" for i in range(N.size)], "N": N, "D": D, "loss": loss})
+    res = co.approach3(df, "loss", budgets=[1e13, 1e15], n_boot=30)
+    assert_allclose(res.exponents.loc["a", "estimate"], A_TRUE, atol=0.03)
+    assert res.exponents.loc["a", "lo"] <= res.exponents.loc["a", "estimate"] <= res.exponents.loc["a", "hi"]
+    truth = co.chinchilla_optimum(CHIN, [1e13, 1e15])
+    assert_allclose(res.frontier["N_opt"], truth["N"], rtol=0.3)
+    assert (res.frontier["N_lo"] <= res.frontier["N_hi"]).all()
+
+
+# --- learning rate ---------------------------------------------------------------------------
+
+
+def test_optimal_lr_and_trend():
+    N = np.array([6e4, 1.8e5, 6e5])
+    best = 0.05 * (N / 6e4) ** -0.4
+    rows = []
+    for name, n, b in zip("abc", N, best):
+        for f in (0.5, 1.0, 2.0):
+            rows.append({"model": name, "N": n, "lr": b * f * 1.1, "loss_en": 3 + 0.2 * np.log(b * f * 1.1 / b) ** 2})
+    rows.append({"model": "d", "N": 1e6, "lr": 0.01, "loss_en": 3.0})  # one lr only
+    t = co.optimal_lr(pd.DataFrame(rows))
+    assert_allclose(t["lr_opt"][:3], best, rtol=1e-9)
+    assert t["inside"][:3].all()
+    assert np.isnan(t["lr_opt"][3]) and "distinct" in t["note"][3]
+    trend = co.fit_power_trend(t["N"][:3], t["lr_opt"][:3])
+    assert_allclose(trend.exponent, -0.4, atol=1e-9)
+
+
+def test_optimal_lr_mixed_sizes_error():
+    df = pd.DataFrame({"model": ["a", "a", "a"], "N": [1.0, 2.0, 1.0], "lr": [0.1, 0.2, 0.3], "loss_en": [1, 0, 1]})
+    with pytest.raises(co.ComputeOptimalError, match="group 'a' mixes model sizes"):
+        co.optimal_lr(df)
+
+
+def test_published_exponents_table():
+    t = co.published_exponents()
+    assert list(t["step"]) == ["kaplan_reproduction", "count_head", "fix_warmup", "tuned"]
+    assert (np.diff(t["a"]) < 0).all() and set(t["source"]) == {"porian2024resolving"}
