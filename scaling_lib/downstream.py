@@ -44,7 +44,34 @@ def _check_columns(df, columns, what="run table"):
         raise KeyError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
 
 
-def resolve_roles(df, protocol=protocols.PAPER, *, role_column="role", design_roles=None):
+def design_table(testbed):
+    """The full design of a testbed as a small run table (no results).
+
+    Parameters
+    ----------
+    testbed : scaling_lib.testbeds.Testbed
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per planned run: ``run_id``, ``model``, ``N``, ``D``, ``M``,
+        ``flops``, ``seed`` and the design ``role``.
+
+    Examples
+    --------
+    >>> from scaling_lib import testbeds
+    >>> design = design_table(testbeds.get_testbed("cpu-tiny"))
+    >>> sorted(design.loc[design["role"] == "target", "run_id"])
+    ['s5_M40_s0', 's6_M20_s0']
+    """
+    rows = [{"run_id": r.run_id, "model": r.shape, "N": float(testbed.n_params(r.shape)),
+             "D": float(testbed.tokens(r)), "M": float(r.multiplier),
+             "flops": testbed.flops(r), "seed": r.seed, "role": r.role} for r in testbed.runs]
+    return pd.DataFrame(rows)
+
+
+def resolve_roles(df, protocol=protocols.PAPER, *, role_column="role", design_roles=None,
+                  design=None):
     """Protocol roles (``loss_fit``, ``error_fit``, ``target``, ``unused``) of every run.
 
     Without ``role_column`` the roles come from
@@ -65,6 +92,11 @@ def resolve_roles(df, protocol=protocols.PAPER, *, role_column="role", design_ro
         Column holding design roles; ignored when absent.
     design_roles : dict, keyword-only
         Design role -> protocol role; a value missing from it raises.
+    design : pandas.DataFrame, keyword-only
+        The full design of the testbed (:func:`design_table`). The roles are
+        then resolved on the design and looked up by ``run_id``, so a table
+        that holds only some of the runs gets the roles of the finished one;
+        a run missing from the design is ``unused``.
 
     Returns
     -------
@@ -80,6 +112,13 @@ def resolve_roles(df, protocol=protocols.PAPER, *, role_column="role", design_ro
     >>> resolve_roles(df, p).tolist()
     ['loss_fit', 'loss_fit', 'unused', 'error_fit', 'target']
     """
+    if design is not None:
+        _check_columns(df, ["run_id"])
+        planned = resolve_roles(design, protocol, role_column=role_column,
+                                design_roles=design_roles)
+        lookup = pd.Series(planned.to_numpy(), index=design["run_id"].astype(str))
+        role = df["run_id"].astype(str).map(lookup).fillna("unused")
+        return pd.Series(role.to_numpy(), index=df.index, name="role")
     if role_column not in df.columns:
         return protocols.assign_roles(df, protocol)
     mapping = DESIGN_ROLES if design_roles is None else dict(design_roles)
@@ -369,7 +408,7 @@ def summarize_subsets(study, column="rel_err_pct"):
         "min": grouped.min(), "max": grouped.max()})
 
 
-def relative_errors_by_column(law, fit_runs, targets, columns, **fit_kwargs):
+def relative_errors_by_column(law, fit_runs, targets, columns, *, interval=None, **fit_kwargs):
     """Fit one law to several target columns and tabulate its held-out relative errors.
 
     Parameters
@@ -380,6 +419,9 @@ def relative_errors_by_column(law, fit_runs, targets, columns, **fit_kwargs):
         Fitting runs and held-out runs.
     columns : sequence of str
         Target columns, e.g. the loss on several evaluation sets.
+    interval : float or None, keyword-only
+        Level of a bootstrap prediction interval to add (``lo``, ``hi``,
+        ``covered``); needs ``n_boot`` in ``fit_kwargs`` or runs the default.
     **fit_kwargs
         Passed to :func:`scaling_lib.fit.fit` (``objective``, ``n_boot``, ``seed``...).
 
@@ -407,6 +449,7 @@ def relative_errors_by_column(law, fit_runs, targets, columns, **fit_kwargs):
     for column in columns:
         res = fitting.fit(law, fit_runs, target=column, **fit_kwargs)
         fits[column] = res
-        table = protocols.relative_error_table(res, targets, column)
+        level = interval if res.success else None
+        table = protocols.relative_error_table(res, targets, column, interval=level)
         tables.append(table.assign(column=column))
     return fits, pd.concat(tables, ignore_index=True)

@@ -65,6 +65,31 @@ def test_resolve_roles_per_group_and_without_role_column():
             != "error_fit").all()
 
 
+def test_resolve_roles_on_a_partial_table_uses_the_full_design():
+    design = _design()
+    partial = design.iloc[[0, 3, 5]].drop(columns="role").assign(extra=1.0)
+    partial = pd.concat([partial, pd.DataFrame({"run_id": ["not_planned"], "N": [9], "M": [20]})],
+                        ignore_index=True)
+    roles = downstream.resolve_roles(partial, NOGROUP, design=design)
+    # n3_M5 is not the error-law run of the full design (n3_M10 is), although it is the only
+    # size-3 run present
+    assert roles.tolist() == ["loss_fit", "loss_fit", "unused", "unused"]
+    full = downstream.resolve_roles(design.drop(columns="role"), NOGROUP,
+                                    design=design)
+    assert full.tolist() == downstream.resolve_roles(design, NOGROUP).tolist()
+
+
+def test_design_table_matches_testbed():
+    from scaling_lib import testbeds
+    tb = testbeds.get_testbed("cpu-tiny")
+    design = downstream.design_table(tb)
+    assert len(design) == len(tb.runs)
+    assert_allclose(design["D"] / design["N"], design["M"], rtol=1e-3)
+    roles = downstream.resolve_roles(design, NOGROUP)
+    assert design.loc[roles == "error_fit", "run_id"].tolist() == ["s5_M10_s0"]
+    assert (roles == "loss_fit").sum() == 5
+
+
 def test_resolve_roles_rejects_unknown_design_role():
     df = _design()
     df.loc[0, "role"] = "holdout"
@@ -196,3 +221,6 @@ def test_relative_errors_by_column_recovers_each_column():
     assert table["column"].tolist() == ["x", "y"]
     assert_allclose(table["rel_err_pct"], 0.0, atol=1e-3)
     assert_allclose(fits["y"].params["eta"], 0.15, rtol=1e-3)
+    _, with_ci = downstream.relative_errors_by_column(
+        laws.OVERTRAINING, df.iloc[:6], df.iloc[6:], ["x"], interval=0.9, n_boot=20)
+    assert {"lo", "hi", "covered"} <= set(with_ci.columns)
