@@ -394,7 +394,9 @@ def shape_splits(df, ks=None, *, reference_M=20.0, overtrained_M=(320.0,), n_ove
     Returns
     -------
     list of Split
-        One per ``k``, in the order given (splits with no run to predict left out).
+        One per ``k``, in the order given. A ``k`` with no run to predict is
+        left out, and so is one whose fit set equals that of an earlier
+        ``k`` (its ``k``-th size has no run at ``reference_M``).
 
     Examples
     --------
@@ -408,7 +410,7 @@ def shape_splits(df, ks=None, *, reference_M=20.0, overtrained_M=(320.0,), n_ove
     ids = _unique_ids(df, run_id_column)
     n_sizes = df[size_column].nunique()
     ks = range(1, n_sizes) if ks is None else ks
-    splits = []
+    splits, seen = [], set()
     for k in ks:
         k = int(k)
         if k < 1:
@@ -419,10 +421,10 @@ def shape_splits(df, ks=None, *, reference_M=20.0, overtrained_M=(320.0,), n_ove
             n_overtrained_shapes=min(int(n_overtrained_shapes), k), n_error_extra_shapes=0,
             size_column=size_column, group_by=None)
         roles = protocols.assign_roles(df, proto)
-        predict = tuple(ids[roles == "target"])
-        if predict:
-            splits.append(Split(f"{k} smallest", "shapes", float(k), tuple(ids[roles == "loss_fit"]),
-                                predict))
+        fit_ids, predict = tuple(ids[roles == "loss_fit"]), tuple(ids[roles == "target"])
+        if predict and fit_ids not in seen:
+            seen.add(fit_ids)
+            splits.append(Split(f"{k} smallest", "shapes", float(k), fit_ids, predict))
     return splits
 
 

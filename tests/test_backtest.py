@@ -173,6 +173,16 @@ def test_shape_splits_are_nested_and_disjoint():
         assert set(small.fit_ids) < set(big.fit_ids)
 
 
+def test_shape_splits_skip_a_size_without_reference_run():
+    df = grid()
+    df = df[~((df["N"] == 4e5) & (df["M"] == 20))]  # the third size has no M=20 run
+    splits = backtest.shape_splits(df)
+    assert [s.value for s in splits] == [1, 2, 4]
+    by_id = df.set_index("run_id")
+    assert 4e5 in set(by_id.loc[list(splits[1].predict_ids), "N"])
+    assert set(by_id.loc[list(splits[2].fit_ids), "N"]) == {1e5, 2e5, 8e5}
+
+
 def test_compute_splits():
     df = grid()
     cut = np.sort(df["flops"].unique())[10]
