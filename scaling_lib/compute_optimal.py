@@ -538,6 +538,96 @@ def convention_columns(df: pd.DataFrame, convention: str, shape_of: Callable | N
     return out
 
 
+def exponents_by_convention(df: pd.DataFrame, conventions=None, group: str = "budget", target: str = "loss_en",
+                            tokens_col: str = "D", shape_of: Callable | None = None, n_boot: int = 200,
+                            seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """Approach 2 refitted with ``N`` and ``C`` recounted under each FLOP convention.
+
+    The same runs and groups each time; only the counting changes
+    (:func:`convention_columns`), so the spread of the exponents shows how
+    much the convention alone moves them (Porian et al. 2024, Sec. 3.1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per convention: ``convention``, ``a``, ``a_lo``, ``a_hi``,
+        ``b``, ``b_lo``, ``b_hi``, ``n_groups``.
+
+    Examples
+    --------
+    >>> rows = [dict(budget=C, d_model=d, n_layers=2, n_heads=2, vocab_size=1024, seq_len=128)
+    ...         for C in (1e12, 1e13, 1e14) for d in (16, 32, 64, 128, 256)]
+    >>> df = convention_columns(pd.DataFrame(rows).assign(D=1.0), "6ND")
+    >>> df["D"] = df["budget"] / (6 * df["N_eff"])
+    >>> df["loss_en"] = 3 + 0.05 * np.log(df["N_eff"] / np.sqrt(df["budget"] / 120)) ** 2
+    >>> t = exponents_by_convention(df.drop(columns=["N_eff", "C"]), ["6ND", "6N_ne_D"], n_boot=0)
+    >>> bool(t["a"][1] > t["a"][0])
+    True
+    """
+    from scaling_lib import counting
+
+    rows = []
+    for conv in conventions or counting.FLOP_CONVENTIONS:
+        recount = convention_columns(df, conv, shape_of=shape_of, tokens_col=tokens_col)
+        opt = isoflop_optima(recount, group=group, target=target, n_col="N_eff", flops_col="C",
+                             n_boot=n_boot, seed=seed, level=level)
+        ex = optimum_exponents(opt)
+        rows.append({"convention": conv,
+                     "a": ex["a"].exponent, "a_lo": ex["a"].exponent_lo, "a_hi": ex["a"].exponent_hi,
+                     "b": ex["b"].exponent, "b_lo": ex["b"].exponent_lo, "b_hi": ex["b"].exponent_hi,
+                     "n_groups": int(len(opt.table))})
+    return pd.DataFrame(rows)
+
+
+def load_curves(path, loss_key: str = "loss_en") -> pd.DataFrame:
+    """Validation curves of a sweep's runs from its per-run JSON records.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A testbed directory holding ``runs/<run_id>.json`` (as written by
+        :mod:`scaling_lib.sweep`), or the ``runs`` directory itself.
+    loss_key : str
+        Curve field to read.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``run_id``, ``N`` (total parameters), ``N_ne``, ``step``, ``tokens``,
+        ``loss``: the input of :func:`envelope` and :func:`curves_at_budgets`
+        (pass ``n_col="N"``).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such directory, or no records in it.
+    ComputeOptimalError
+        A record without a curve or parameter counts (names the file).
+    """
+    import json
+    from pathlib import Path
+
+    root = Path(path)
+    runs_dir = root / "runs" if (root / "runs").is_dir() else root
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"load_curves: no directory {runs_dir}")
+    files = sorted(runs_dir.glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"load_curves: no run records (*.json) in {runs_dir}")
+    rows = []
+    for f in files:
+        try:
+            rec = json.loads(f.read_text(encoding="utf-8"))
+            counts, curve = rec["param_counts"], rec["curve"]
+            n, n_ne = float(counts["total"]), float(counts["non_embedding"])
+            run = str(rec.get("run_id", f.stem))
+            rows += [{"run_id": run, "N": n, "N_ne": n_ne, "step": int(pt["step"]), "tokens": float(pt["tokens"]),
+                      "loss": float(pt[loss_key])} for pt in curve]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ComputeOptimalError(f"load_curves: {f}: unreadable record ({type(exc).__name__}: {exc})") from None
+    return pd.DataFrame(rows, columns=["run_id", "N", "N_ne", "step", "tokens", "loss"])
+
+
 # --- approach 1 and curve-based IsoFLOP groups ------------------------------------------------
 
 

@@ -284,6 +284,7 @@ def cpu_isoflop_design(
     lr_scales=(0.5, 2.0),
     lr_every: int = 2,
     name: str = "cpu-isoflop",
+    hparams_from: str = "cpu-tiny",
 ) -> IsoFLOPTestbed:
     """The IsoFLOP sweep for two CPU workers.
 
@@ -310,16 +311,23 @@ def cpu_isoflop_design(
         Sweep the learning rate of every ``lr_every``-th ladder shape
         (smallest first) that appears in the grid.
     name : str
+    hparams_from : str
+        Named testbed (:func:`scaling_lib.testbeds.get_testbed`) whose
+        vocabulary, context, batch, learning-rate rule, schedule floor and
+        weight decay the design copies, so that the two sweeps differ only
+        in their grids and warmups.
 
     Returns
     -------
     IsoFLOPTestbed
-        Learning-rate rule, batch and schedule as the cpu-tiny testbed
-        (``lr = 0.03 (64 / d_model)^0.5``, 32 x 128 tokens, cosine to 10%);
-        main-grid warmup 10% of each run's steps.
+        Main-grid warmup 10% of each run's steps.
     """
+    ref = _testbeds.get_testbed(hparams_from)
+    shared = {k: getattr(ref, k) for k in ("vocab_size", "seq_len", "batch_size", "base_lr", "base_width",
+                                            "lr_width_exponent", "min_lr_ratio", "weight_decay",
+                                            "train_split", "val_split", "eval_points", "eval_seqs")}
     budgets = tuple(sorted(float(b) for b in budgets))
-    proto = IsoFLOPTestbed(name=name, description="", shapes=tuple(shapes), runs=())
+    proto = IsoFLOPTestbed(name=name, description="", shapes=tuple(shapes), runs=(), **shared)
     ns = np.array([proto.n_params(s) for s in shapes], dtype=float)
     if np.any(np.diff(ns) <= 0):
         raise ValueError("cpu_isoflop_design: shapes must be ordered by increasing parameter count")
@@ -350,11 +358,13 @@ def cpu_isoflop_design(
             f"IsoFLOP sweep: {len(budgets)} budgets ({', '.join(f'{b:.3g}' for b in budgets)} FLOPs, 6ND), "
             f"{sizes_per_budget} shapes each around N* = sqrt(C / {6 * expected_m:g}); long fixed warmup "
             f"({long_warmup_steps} steps) repeats at the {warmup_budgets} smallest budgets; learning rates "
-            f"x{', x'.join(f'{s:g}' for s in lr_scales)} for shapes {', '.join(swept)} at their nearest budgets."
+            f"x{', x'.join(f'{s:g}' for s in lr_scales)} for shapes {', '.join(swept)} at their nearest budgets; "
+            f"other hyperparameters as {hparams_from}."
         ),
         shapes=tuple(shapes),
         runs=tuple(runs),
         warmup_rules=(("scaled", WarmupRule("run_fraction", 0.1)), ("long", WarmupRule("fixed", long_warmup_steps))),
+        **shared,
     )
 
 

@@ -275,3 +275,47 @@ def test_published_exponents_table():
     t = co.published_exponents()
     assert list(t["step"]) == ["kaplan_reproduction", "count_head", "fix_warmup", "tuned"]
     assert (np.diff(t["a"]) < 0).all() and set(t["source"]) == {"porian2024resolving"}
+
+
+# --- the convention moves the exponent; curves from sweep records ------------------------------
+
+
+def test_convention_switch_moves_the_exponent_as_derived():
+    # a loss that is a Chinchilla law in total N: 6ND recovers a; counting N_ne (which grows faster
+    # than N along the ladder) gives a larger exponent, as Porian et al. found for Kaplan's counting
+    widths = np.arange(16, 400, 8)
+    base = pd.DataFrame([{"d_model": int(d), "n_layers": 2, "n_heads": 2, "vocab_size": 1024, "seq_len": 128,
+                          "D": 1.0} for d in widths])
+    N = co.convention_columns(base, "6ND")["N_eff"].to_numpy()
+    rows = []
+    for C in (3e11, 1e12, 3e12, 1e13):
+        n_star = co.chinchilla_optimum(CHIN, C)["N"][0]
+        pick = np.argsort(np.abs(np.log(N / n_star)))[:7]
+        for i in pick:
+            row = base.iloc[i].to_dict()
+            row.update(budget=C, D=C / (6 * N[i]), loss_en=laws.CHINCHILLA(CHIN, N=N[i], D=C / (6 * N[i]))[0])
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    t = co.exponents_by_convention(df, ["6ND", "6N_ne_D", "with_head"], n_boot=0).set_index("convention")
+    assert_allclose(t.loc["6ND", "a"], A_TRUE, atol=0.02)
+    assert t.loc["6N_ne_D", "a"] > t.loc["with_head", "a"] > t.loc["6ND", "a"]
+    assert (t["n_groups"] == 4).all()
+
+
+def test_load_curves_reads_sweep_records(tmp_path):
+    import json
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    rec = {"run_id": "a", "param_counts": {"total": 100, "non_embedding": 40},
+           "curve": [{"step": 1, "tokens": 10, "loss_en": 5.0}, {"step": 2, "tokens": 20, "loss_en": 4.0}]}
+    (runs / "a.json").write_text(json.dumps(rec))
+    cur = co.load_curves(tmp_path)
+    assert cur["loss"].tolist() == [5.0, 4.0] and cur["N"].tolist() == [100.0, 100.0]
+    env = co.envelope(cur, n_col="N", n_levels=2)
+    assert env["run_id"].tolist() == ["a", "a"]
+    (runs / "b.json").write_text(json.dumps({"run_id": "b", "curve": []}))
+    with pytest.raises(co.ComputeOptimalError, match=r"b\.json: unreadable record"):
+        co.load_curves(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no directory"):
+        co.load_curves(tmp_path / "nope")

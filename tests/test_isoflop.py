@@ -121,3 +121,15 @@ def test_bad_input():
         isoflop.cpu_isoflop_design(shapes=tuple(reversed(isoflop.CPU_LADDER)))
     with pytest.raises(ValueError, match="load_factor"):
         isoflop.estimate_cost(isoflop.cpu_isoflop_design(), load_factor=0.0)
+
+
+def test_hyperparameters_follow_the_reference_testbed(design):
+    from scaling_lib import testbeds
+
+    ref = testbeds.get_testbed("cpu-tiny")
+    for key in ("base_lr", "base_width", "lr_width_exponent", "batch_size", "seq_len", "vocab_size",
+                "min_lr_ratio", "weight_decay", "train_split", "val_split"):
+        assert getattr(design, key) == getattr(ref, key)
+    run = design.runs[0]
+    d = design.gpt_config(run.shape).d_model
+    assert_allclose(design.train_config(run).lr, ref.base_lr * (ref.base_width / d) ** ref.lr_width_exponent)
