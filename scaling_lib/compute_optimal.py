@@ -4,7 +4,7 @@ Given runs that trade model size ``N`` against training tokens ``D`` at fixed
 compute ``C``, find the loss-optimal ``N*(C)`` and ``D*(C)`` and the exponents
 ``a`` and ``b`` of ``N* ~ C^a`` and ``D* ~ C^b`` (Hoffmann et al. 2022, Sec. 3):
 
-approach 1 (:func:`envelope`)
+approach 1 (:func:`scaling_lib.curves.envelope`)
     For each compute level, the lowest loss over all runs' training curves
     (the lower envelope of loss against ``C = 6 N D`` along each curve).
 approach 2 (:func:`fit_parabola`, :func:`isoflop_optima`)
@@ -22,8 +22,8 @@ The FLOP convention matters (Porian et al. 2024): :func:`convention_columns`
 recounts ``N`` and ``C`` of each run under a
 :func:`scaling_lib.counting.training_flops` convention, as an effective
 parameter count ``N_eff`` (training FLOPs per token / 6) and ``C = 6 N_eff D``.
-:func:`curves_at_budgets` rebuilds exact IsoFLOP groups under any convention
-from the training curves.
+:func:`scaling_lib.curves.curves_at_budgets` rebuilds exact IsoFLOP groups
+under any convention from the training curves.
 
 :func:`optimal_lr` finds the loss-optimal learning rate of each model size
 (parabola in ``ln lr``) for a trend fit with :func:`fit_power_trend`.
@@ -577,152 +577,6 @@ def exponents_by_convention(df: pd.DataFrame, conventions=None, group: str = "bu
                      "b": ex["b"].exponent, "b_lo": ex["b"].exponent_lo, "b_hi": ex["b"].exponent_hi,
                      "n_groups": int(len(opt.table))})
     return pd.DataFrame(rows)
-
-
-def load_curves(path, loss_key: str = "loss_en") -> pd.DataFrame:
-    """Validation curves of a sweep's runs from its per-run JSON records.
-
-    Parameters
-    ----------
-    path : str or path-like
-        A testbed directory holding ``runs/<run_id>.json`` (as written by
-        :mod:`scaling_lib.sweep`), or the ``runs`` directory itself.
-    loss_key : str
-        Curve field to read.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``run_id``, ``N`` (total parameters), ``N_ne``, ``step``, ``tokens``,
-        ``loss``: the input of :func:`envelope` and :func:`curves_at_budgets`
-        (pass ``n_col="N"``).
-
-    Raises
-    ------
-    FileNotFoundError
-        No such directory, or no records in it.
-    ComputeOptimalError
-        A record without a curve or parameter counts (names the file).
-    """
-    import json
-    from pathlib import Path
-
-    root = Path(path)
-    runs_dir = root / "runs" if (root / "runs").is_dir() else root
-    if not runs_dir.is_dir():
-        raise FileNotFoundError(f"load_curves: no directory {runs_dir}")
-    files = sorted(runs_dir.glob("*.json"))
-    if not files:
-        raise FileNotFoundError(f"load_curves: no run records (*.json) in {runs_dir}")
-    rows = []
-    for f in files:
-        try:
-            rec = json.loads(f.read_text(encoding="utf-8"))
-            counts, curve = rec["param_counts"], rec["curve"]
-            n, n_ne = float(counts["total"]), float(counts["non_embedding"])
-            run = str(rec.get("run_id", f.stem))
-            rows += [{"run_id": run, "N": n, "N_ne": n_ne, "step": int(pt["step"]), "tokens": float(pt["tokens"]),
-                      "loss": float(pt[loss_key])} for pt in curve]
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ComputeOptimalError(f"load_curves: {f}: unreadable record ({type(exc).__name__}: {exc})") from None
-    return pd.DataFrame(rows, columns=["run_id", "N", "N_ne", "step", "tokens", "loss"])
-
-
-# --- approach 1 and curve-based IsoFLOP groups ------------------------------------------------
-
-
-def _curve_arrays(curves: pd.DataFrame, run_col: str, tokens_col: str, loss_col: str, n_col: str):
-    _need(curves, [run_col, tokens_col, loss_col, n_col], "training curves")
-    out = []
-    for run, sub in curves.groupby(run_col, sort=False):
-        sub = sub.sort_values(tokens_col)
-        t = sub[tokens_col].to_numpy(dtype=float)
-        y = sub[loss_col].to_numpy(dtype=float)
-        n = sub[n_col].to_numpy(dtype=float)
-        if np.ptp(n) > 0:
-            raise ComputeOptimalError(f"training curve of run {run!r} has more than one {n_col} value")
-        ok = np.isfinite(t) & np.isfinite(y) & (t > 0)
-        if ok.sum() >= 2:
-            out.append((run, float(n[0]), t[ok], y[ok]))
-    if not out:
-        raise ComputeOptimalError("training curves: no run has two or more finite points")
-    return out
-
-
-def curves_at_budgets(curves: pd.DataFrame, budgets, run_col: str = "run_id", tokens_col: str = "tokens",
-                      loss_col: str = "loss", n_col: str = "N_eff") -> pd.DataFrame:
-    """IsoFLOP groups read off training curves, exact under any convention.
-
-    For each budget ``C`` and each run whose curve covers ``D = C / (6 N)``,
-    the loss at ``D`` interpolated linearly in ``ln D``. Note that a point
-    inside a run with a cosine schedule is not the loss of a run trained to
-    that length (its learning rate has not decayed yet), so these groups
-    favour models whose curve ends near the budget.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``budget``, ``run_id``, ``N``, ``D``, ``flops`` (= ``budget``) and
-        ``loss``: the input of :func:`isoflop_optima` (``n_col="N"``).
-
-    Examples
-    --------
-    >>> cur = pd.DataFrame({"run_id": ["r"] * 3, "N_eff": 10.0, "tokens": [100.0, 1000.0, 10000.0],
-    ...                     "loss": [3.0, 2.0, 1.0]})
-    >>> round(float(curves_at_budgets(cur, [6 * 10 * 10 ** 2.5])["loss"][0]), 6)
-    2.5
-    """
-    rows = []
-    for C in np.asarray(budgets, dtype=float).ravel():
-        for run, n, t, y in _curve_arrays(curves, run_col, tokens_col, loss_col, n_col):
-            d = C / (6.0 * n)
-            if t[0] <= d <= t[-1]:
-                rows.append({"budget": C, "run_id": run, "N": n, "D": d, "flops": C,
-                             "loss": float(np.interp(np.log(d), np.log(t), y))})
-    return pd.DataFrame(rows, columns=["budget", "run_id", "N", "D", "flops", "loss"])
-
-
-def envelope(curves: pd.DataFrame, n_levels: int = 30, run_col: str = "run_id", tokens_col: str = "tokens",
-             loss_col: str = "loss", n_col: str = "N_eff") -> pd.DataFrame:
-    """Chinchilla approach 1: the lowest loss at each compute over all training curves.
-
-    Compute levels are ``n_levels`` log-spaced values of ``C = 6 N D``
-    between the smallest and largest compute reached on any curve; at each
-    level every run whose curve covers it is interpolated (linearly in
-    ``ln D``) and the run with the lowest loss is kept.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``C``, ``loss``, ``run_id``, ``N`` and ``D`` of the best run per
-        level; ``n_covering`` counts the runs that reached the level. Fit
-        ``N ~ C^a`` with :func:`fit_power_trend`.
-
-    Examples
-    --------
-    >>> cur = pd.DataFrame({"run_id": ["small"] * 2 + ["big"] * 2, "N_eff": [1.0] * 2 + [100.0] * 2,
-    ...                     "tokens": [1.0, 1e4, 1.0, 1e4], "loss": [3.0, 2.5, 4.0, 1.0]})
-    >>> envelope(cur, n_levels=3)["run_id"].tolist()
-    ['small', 'small', 'big']
-    """
-    if n_levels < 2:
-        raise ValueError(f"envelope needs n_levels >= 2, got {n_levels}")
-    arrays = _curve_arrays(curves, run_col, tokens_col, loss_col, n_col)
-    c_min = min(6 * n * t[0] for _, n, t, _ in arrays)
-    c_max = max(6 * n * t[-1] for _, n, t, _ in arrays)
-    rows = []
-    for C in np.geomspace(c_min, c_max, n_levels):
-        best, covering = None, 0
-        for run, n, t, y in arrays:
-            d = C / (6.0 * n)
-            if t[0] * (1 - 1e-12) <= d <= t[-1] * (1 + 1e-12):
-                covering += 1
-                loss = float(np.interp(np.log(d), np.log(t), y))
-                if best is None or loss < best["loss"]:
-                    best = {"C": C, "loss": loss, "run_id": run, "N": n, "D": d}
-        if best is not None:
-            rows.append({**best, "n_covering": covering})
-    return pd.DataFrame(rows, columns=["C", "loss", "run_id", "N", "D", "n_covering"])
 
 
 # --- approach 3 -----------------------------------------------------------------------------

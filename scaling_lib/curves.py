@@ -1,204 +1,168 @@
-"""Training curves and per-run records of a sweep, as tables.
+"""Training curves: loading them from sweep records, IsoFLOP groups and the envelope (approach 1).
 
-A sweep (:mod:`scaling_lib.sweep`) writes one JSON record per finished run to
-``<testbed dir>/runs/<run_id>.json``: the run's configuration, its validation
-curve (a list of ``{"step", "tokens", "loss_<set>"}`` points taken at evenly
-spaced steps during training), the final evaluations, the training and
-evaluation wall times and the device.  This module turns a directory of such
-records into two pandas tables:
+A sweep (:mod:`scaling_lib.sweep`) stores each run's validation curve
+(loss at evenly spaced steps) in ``runs/<run_id>.json``; :func:`load_curves`
+reads them into one long table. From the curves:
 
-* :func:`load_curves`: one row per curve point (long format, ready to plot
-  with one line per run);
-* :func:`load_records`: one row per run with its bookkeeping (wall times,
-  training throughput, device, threads, code version, resumption).
+* :func:`envelope` is Chinchilla approach 1 (Hoffmann et al. 2022, Sec. 3.1):
+  at each compute level, the lowest loss reached on any curve, and which run
+  (hence which ``N`` and ``D``) reached it;
+* :func:`curves_at_budgets` reads exact IsoFLOP groups off the curves, under
+  any FLOP convention (give ``N_eff`` from
+  :func:`scaling_lib.compute_optimal.convention_columns`), for
+  :func:`scaling_lib.compute_optimal.isoflop_optima`.
 
-Examples
---------
->>> import json, pathlib, tempfile
->>> d = pathlib.Path(tempfile.mkdtemp())
->>> (d / "runs").mkdir()
->>> rec = {"run_id": "r1", "multiplier": 20, "role": "fit",
-...        "config": {"tokens": 800, "seed": 0, "model": {"d_model": 8}},
-...        "curve": [{"step": 1, "tokens": 400, "loss_en": 5.0},
-...                  {"step": 2, "tokens": 800, "loss_en": 4.5}],
-...        "train_wall_s": 2.0, "eval_wall_s": 1.0}
->>> _ = (d / "runs" / "r1.json").write_text(json.dumps(rec))
->>> load_curves(d)[["run_id", "tokens", "loss_en"]].values.tolist()
-[['r1', 400, 5.0], ['r1', 800, 4.5]]
->>> float(load_records(d)["tokens_per_s"].iloc[0])
-400.0
+A point inside a run with a cosine schedule is not the loss of a run trained
+to that length (its learning rate has not decayed yet): both analyses
+therefore favour runs whose curve ends near the compute considered.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-CURVE_KEYS = ("step", "tokens")
-"""Keys every curve point must have; every other key is a validation loss."""
+from scaling_lib.compute_optimal import ComputeOptimalError, _need
 
 
-class CurveError(ValueError):
-    """A run record is unreadable or lacks a field this module needs."""
-
-
-def record_paths(path: str | os.PathLike) -> list[Path]:
-    """The run-record files under ``path``, sorted by name.
+def load_curves(path, loss_key: str = "loss_en") -> pd.DataFrame:
+    """Validation curves of a sweep's runs from its per-run JSON records.
 
     Parameters
     ----------
     path : str or path-like
-        A testbed directory holding ``runs/``, the ``runs/`` directory itself,
-        or a single ``.json`` record.
+        A testbed directory holding ``runs/<run_id>.json`` (as written by
+        :mod:`scaling_lib.sweep`), or the ``runs`` directory itself.
+    loss_key : str
+        Curve field to read.
 
     Returns
     -------
-    list of pathlib.Path
-        Possibly empty (a sweep that has not finished a run yet).
+    pandas.DataFrame
+        ``run_id``, ``N`` (total parameters), ``N_ne``, ``step``, ``tokens``,
+        ``loss``: the input of :func:`envelope` and :func:`curves_at_budgets`
+        (pass ``n_col="N"``).
 
     Raises
     ------
     FileNotFoundError
-        ``path`` does not exist.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> record_paths(tempfile.mkdtemp())
-    []
+        No such directory, or no records in it.
+    ComputeOptimalError
+        A record without a curve or parameter counts (names the file).
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no run records at {path}")
-    if path.is_file():
-        return [path]
-    folder = path / "runs" if (path / "runs").is_dir() else path
-    return sorted(folder.glob("*.json"))
+    root = Path(path)
+    runs_dir = root / "runs" if (root / "runs").is_dir() else root
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"load_curves: no directory {runs_dir}")
+    files = sorted(runs_dir.glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"load_curves: no run records (*.json) in {runs_dir}")
+    rows = []
+    for f in files:
+        try:
+            rec = json.loads(f.read_text(encoding="utf-8"))
+            counts, curve = rec["param_counts"], rec["curve"]
+            n, n_ne = float(counts["total"]), float(counts["non_embedding"])
+            run = str(rec.get("run_id", f.stem))
+            rows += [{"run_id": run, "N": n, "N_ne": n_ne, "step": int(pt["step"]), "tokens": float(pt["tokens"]),
+                      "loss": float(pt[loss_key])} for pt in curve]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ComputeOptimalError(f"load_curves: {f}: unreadable record ({type(exc).__name__}: {exc})") from None
+    return pd.DataFrame(rows, columns=["run_id", "N", "N_ne", "step", "tokens", "loss"])
 
 
-def read_record(path: str | os.PathLike) -> dict:
-    """One run record, checked for the fields this module reads.
-
-    Raises
-    ------
-    CurveError
-        The file is not JSON, or it lacks ``run_id``, ``config``, or a
-        ``curve`` list whose points all have ``step`` and ``tokens``; the
-        message names the file and the field.
-    """
-    path = Path(path)
-    try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CurveError(f"{path}: not a JSON run record ({exc})") from exc
-    if not isinstance(rec, dict):
-        raise CurveError(f"{path}: a run record must be a JSON object")
-    for key in ("run_id", "config", "curve"):
-        if key not in rec:
-            raise CurveError(f"{path}: run record has no {key!r} field")
-    if not isinstance(rec["curve"], list):
-        raise CurveError(f"{path}: 'curve' must be a list of points")
-    for i, point in enumerate(rec["curve"]):
-        missing = [k for k in CURVE_KEYS if k not in point]
-        if missing:
-            raise CurveError(f"{path}: curve point {i} of run {rec['run_id']!r} lacks {missing}")
-    return rec
+def _curve_arrays(curves: pd.DataFrame, run_col: str, tokens_col: str, loss_col: str, n_col: str):
+    _need(curves, [run_col, tokens_col, loss_col, n_col], "training curves")
+    out = []
+    for run, sub in curves.groupby(run_col, sort=False):
+        sub = sub.sort_values(tokens_col)
+        t = sub[tokens_col].to_numpy(dtype=float)
+        y = sub[loss_col].to_numpy(dtype=float)
+        n = sub[n_col].to_numpy(dtype=float)
+        if np.ptp(n) > 0:
+            raise ComputeOptimalError(f"training curve of run {run!r} has more than one {n_col} value")
+        ok = np.isfinite(t) & np.isfinite(y) & (t > 0)
+        if ok.sum() >= 2:
+            out.append((run, float(n[0]), t[ok], y[ok]))
+    if not out:
+        raise ComputeOptimalError("training curves: no run has two or more finite points")
+    return out
 
 
-def _run_fields(rec: dict) -> dict:
-    cfg = rec["config"]
-    model = cfg.get("model", {}) if isinstance(cfg, dict) else {}
-    return {
-        "run_id": str(rec["run_id"]),
-        "role": rec.get("role"),
-        "multiplier": rec.get("multiplier"),
-        "seed": cfg.get("seed") if isinstance(cfg, dict) else None,
-        "d_model": model.get("d_model"),
-        "n_layers": model.get("n_layers"),
-    }
+def curves_at_budgets(curves: pd.DataFrame, budgets, run_col: str = "run_id", tokens_col: str = "tokens",
+                      loss_col: str = "loss", n_col: str = "N_eff") -> pd.DataFrame:
+    """IsoFLOP groups read off training curves, exact under any convention.
 
-
-def load_curves(path: str | os.PathLike) -> pd.DataFrame:
-    """Validation curves of every run under ``path``, one row per point.
-
-    Parameters
-    ----------
-    path : str or path-like
-        See :func:`record_paths`.
+    For each budget ``C`` and each run whose curve covers ``D = C / (6 N)``,
+    the loss at ``D`` interpolated linearly in ``ln D``. Note that a point
+    inside a run with a cosine schedule is not the loss of a run trained to
+    that length (its learning rate has not decayed yet), so these groups
+    favour models whose curve ends near the budget.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``run_id, role, multiplier, seed, d_model, n_layers, step,
-        tokens``, one column per validation set recorded in the curve (e.g.
-        ``loss_en``), and ``frac`` (``tokens`` over the run's budget, 1 at the
-        end).  Empty, with those identity columns, when there is no record.
+        ``budget``, ``run_id``, ``N``, ``D``, ``flops`` (= ``budget``) and
+        ``loss``: the input of :func:`isoflop_optima` (``n_col="N"``).
 
-    Raises
-    ------
-    CurveError
-        A record is malformed (see :func:`read_record`).
+    Examples
+    --------
+    >>> cur = pd.DataFrame({"run_id": ["r"] * 3, "N_eff": 10.0, "tokens": [100.0, 1000.0, 10000.0],
+    ...                     "loss": [3.0, 2.0, 1.0]})
+    >>> round(float(curves_at_budgets(cur, [6 * 10 * 10 ** 2.5])["loss"][0]), 6)
+    2.5
     """
     rows = []
-    for p in record_paths(path):
-        rec = read_record(p)
-        fields = _run_fields(rec)
-        budget = rec["config"].get("tokens")
-        for point in rec["curve"]:
-            row = {**fields, **point}
-            row["frac"] = point["tokens"] / budget if budget else float("nan")
-            rows.append(row)
-    if not rows:
-        return pd.DataFrame(columns=[*_run_fields({"run_id": "", "config": {}}), *CURVE_KEYS, "frac"])
-    return pd.DataFrame(rows)
+    for C in np.asarray(budgets, dtype=float).ravel():
+        for run, n, t, y in _curve_arrays(curves, run_col, tokens_col, loss_col, n_col):
+            d = C / (6.0 * n)
+            if t[0] <= d <= t[-1]:
+                rows.append({"budget": C, "run_id": run, "N": n, "D": d, "flops": C,
+                             "loss": float(np.interp(np.log(d), np.log(t), y))})
+    return pd.DataFrame(rows, columns=["budget", "run_id", "N", "D", "flops", "loss"])
 
 
-def load_records(path: str | os.PathLike) -> pd.DataFrame:
-    """Bookkeeping of every run under ``path``, one row per run.
+def envelope(curves: pd.DataFrame, n_levels: int = 30, run_col: str = "run_id", tokens_col: str = "tokens",
+             loss_col: str = "loss", n_col: str = "N_eff") -> pd.DataFrame:
+    """Chinchilla approach 1: the lowest loss at each compute over all training curves.
+
+    Compute levels are ``n_levels`` log-spaced values of ``C = 6 N D``
+    between the smallest and largest compute reached on any curve; at each
+    level every run whose curve covers it is interpolated (linearly in
+    ``ln D``) and the run with the lowest loss is kept.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``run_id, role, multiplier, seed, d_model, n_layers, tokens``
-        (the budget), ``train_wall_s, eval_wall_s``, ``tokens_per_s``
-        (training tokens per second of training wall time), ``device``,
-        ``torch_threads``, ``resumed_from_step``, ``code_version`` and
-        ``finished_at`` (missing fields are left empty).
-
-    Raises
-    ------
-    CurveError
-        A record is malformed, or its training wall time is not positive.
+        ``C``, ``loss``, ``run_id``, ``N`` and ``D`` of the best run per
+        level; ``n_covering`` counts the runs that reached the level. Fit
+        ``N ~ C^a`` with :func:`fit_power_trend`.
 
     Examples
     --------
-    >>> import tempfile
-    >>> load_records(tempfile.mkdtemp()).empty
-    True
+    >>> cur = pd.DataFrame({"run_id": ["small"] * 2 + ["big"] * 2, "N_eff": [1.0] * 2 + [100.0] * 2,
+    ...                     "tokens": [1.0, 1e4, 1.0, 1e4], "loss": [3.0, 2.5, 4.0, 1.0]})
+    >>> envelope(cur, n_levels=3)["run_id"].tolist()
+    ['small', 'small', 'big']
     """
+    if n_levels < 2:
+        raise ValueError(f"envelope needs n_levels >= 2, got {n_levels}")
+    arrays = _curve_arrays(curves, run_col, tokens_col, loss_col, n_col)
+    c_min = min(6 * n * t[0] for _, n, t, _ in arrays)
+    c_max = max(6 * n * t[-1] for _, n, t, _ in arrays)
     rows = []
-    for p in record_paths(path):
-        rec = read_record(p)
-        tokens = rec["config"].get("tokens")
-        wall = rec.get("train_wall_s")
-        if wall is not None and not wall > 0:
-            raise CurveError(f"{p}: train_wall_s must be positive, got {wall!r}")
-        rows.append({
-            **_run_fields(rec),
-            "tokens": tokens,
-            "train_wall_s": wall,
-            "eval_wall_s": rec.get("eval_wall_s"),
-            "tokens_per_s": tokens / wall if tokens and wall else float("nan"),
-            "device": rec.get("device"),
-            "torch_threads": rec.get("torch_threads"),
-            "resumed_from_step": rec.get("resumed_from_step"),
-            "code_version": rec.get("code_version"),
-            "finished_at": rec.get("finished_at"),
-        })
-    columns = [*_run_fields({"run_id": "", "config": {}}), "tokens", "train_wall_s", "eval_wall_s",
-               "tokens_per_s", "device", "torch_threads", "resumed_from_step", "code_version",
-               "finished_at"]
-    return pd.DataFrame(rows, columns=columns)
+    for C in np.geomspace(c_min, c_max, n_levels):
+        best, covering = None, 0
+        for run, n, t, y in arrays:
+            d = C / (6.0 * n)
+            if t[0] * (1 - 1e-12) <= d <= t[-1] * (1 + 1e-12):
+                covering += 1
+                loss = float(np.interp(np.log(d), np.log(t), y))
+                if best is None or loss < best["loss"]:
+                    best = {"C": C, "loss": loss, "run_id": run, "N": n, "D": d}
+        if best is not None:
+            rows.append({**best, "n_covering": covering})
+    return pd.DataFrame(rows, columns=["C", "loss", "run_id", "N", "D", "n_covering"])

@@ -161,52 +161,6 @@ def test_convention_bad_input():
         co.convention_columns(ladder().drop(columns="d_model"), "6ND")
 
 
-def synthetic_curves(N_values, params=CHIN, n_points=30, t_range=(1e4, 1e9)):
-    rows = []
-    for i, N in enumerate(N_values):
-        for t in np.geomspace(*t_range, n_points):
-            rows.append({"run_id": f"r{i}", "N_eff": N, "tokens": t,
-                         "loss": laws.CHINCHILLA(params, N=N, D=t)[0]})
-    return pd.DataFrame(rows)
-
-
-def test_curves_at_budgets_build_exact_isoflop_groups():
-    cur = synthetic_curves(np.logspace(4, 6, 9))
-    groups = co.curves_at_budgets(cur, [1e12, 1e13])
-    assert_allclose(6 * groups["N"] * groups["D"], groups["budget"], rtol=1e-12)
-    # interpolation error of a 30-point curve is small against the law itself
-    exact = laws.CHINCHILLA(CHIN, N=groups["N"], D=groups["D"])
-    assert_allclose(groups["loss"], exact, rtol=3e-3)
-    res = co.isoflop_optima(groups, target="loss", n_boot=0)
-    assert_allclose(res.table["N_opt"], co.chinchilla_optimum(CHIN, [1e12, 1e13])["N"], rtol=0.05)
-
-
-def test_curves_bad_input():
-    cur = synthetic_curves([1e4, 1e5])
-    cur.loc[0, "N_eff"] = 7.0
-    with pytest.raises(co.ComputeOptimalError, match="run 'r0' has more than one N_eff"):
-        co.envelope(cur)
-    with pytest.raises(co.ComputeOptimalError, match="missing column"):
-        co.envelope(cur.drop(columns="tokens"))
-
-
-# --- approach 1 ------------------------------------------------------------------------------
-
-
-def test_envelope_is_the_lowest_curve_and_tracks_the_optimum():
-    N_values = np.logspace(4, 6.5, 21)
-    cur = synthetic_curves(N_values, n_points=60)
-    env = co.envelope(cur, n_levels=12)
-    for _, row in env.iterrows():  # brute force: every run's interpolated loss at this C
-        d = row["C"] / (6 * N_values)
-        ok = (d >= 1e4) & (d <= 1e9)
-        losses = laws.CHINCHILLA(CHIN, N=N_values[ok], D=d[ok])
-        assert row["loss"] <= losses.min() * (1 + 3e-3)
-    inner = env[(env["N"] > N_values[1]) & (env["N"] < N_values[-2])]
-    trend = co.fit_power_trend(inner["C"], inner["N"])
-    assert abs(trend.exponent - A_TRUE) < 0.05
-
-
 # --- approach 3 ------------------------------------------------------------------------------
 
 
@@ -300,22 +254,3 @@ def test_convention_switch_moves_the_exponent_as_derived():
     assert_allclose(t.loc["6ND", "a"], A_TRUE, atol=0.02)
     assert t.loc["6N_ne_D", "a"] > t.loc["with_head", "a"] > t.loc["6ND", "a"]
     assert (t["n_groups"] == 4).all()
-
-
-def test_load_curves_reads_sweep_records(tmp_path):
-    import json
-
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    rec = {"run_id": "a", "param_counts": {"total": 100, "non_embedding": 40},
-           "curve": [{"step": 1, "tokens": 10, "loss_en": 5.0}, {"step": 2, "tokens": 20, "loss_en": 4.0}]}
-    (runs / "a.json").write_text(json.dumps(rec))
-    cur = co.load_curves(tmp_path)
-    assert cur["loss"].tolist() == [5.0, 4.0] and cur["N"].tolist() == [100.0, 100.0]
-    env = co.envelope(cur, n_col="N", n_levels=2)
-    assert env["run_id"].tolist() == ["a", "a"]
-    (runs / "b.json").write_text(json.dumps({"run_id": "b", "curve": []}))
-    with pytest.raises(co.ComputeOptimalError, match=r"b\.json: unreadable record"):
-        co.load_curves(tmp_path)
-    with pytest.raises(FileNotFoundError, match="no directory"):
-        co.load_curves(tmp_path / "nope")

@@ -1,110 +1,77 @@
-"""Tests for scaling_lib.curves."""
+"""Tests of scaling_lib.curves: sweep records, IsoFLOP groups from curves, the envelope."""
 
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
+from numpy.testing import assert_allclose
 
-from scaling_lib import curves
+from scaling_lib import compute_optimal as co
+from scaling_lib import curves, laws
 
-
-def write_record(folder, run_id, *, tokens=1000, points=4, wall=2.0, **extra):
-    rec = {
-        "run_id": run_id,
-        "role": "grid",
-        "multiplier": 5,
-        "config": {"tokens": tokens, "seed": 1, "model": {"d_model": 16, "n_layers": 2}},
-        "curve": [
-            {"step": i + 1, "tokens": tokens * (i + 1) // points, "loss_en": 6.0 - i}
-            for i in range(points)
-        ],
-        "train_wall_s": wall,
-        "eval_wall_s": 0.5,
-        "device": "cpu",
-        "torch_threads": 1,
-    }
-    rec.update(extra)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{run_id}.json"
-    path.write_text(json.dumps(rec))
-    return path
+CHIN = {"E": 1.8, "A": 300.0, "alpha": 0.32, "B": 900.0, "beta": 0.28}
+A_TRUE = CHIN["beta"] / (CHIN["alpha"] + CHIN["beta"])
 
 
-def test_curves_long_format_from_testbed_dir(tmp_path):
-    write_record(tmp_path / "runs", "a", tokens=1000, points=4)
-    write_record(tmp_path / "runs", "b", tokens=600, points=3)
-    df = curves.load_curves(tmp_path)
-    assert len(df) == 7
-    assert sorted(df["run_id"].unique()) == ["a", "b"]
-    a = df[df["run_id"] == "a"]
-    np.testing.assert_array_equal(a["tokens"], [250, 500, 750, 1000])
-    np.testing.assert_allclose(a["frac"], [0.25, 0.5, 0.75, 1.0])
-    np.testing.assert_allclose(a["loss_en"], [6, 5, 4, 3])
-    assert set(a["seed"]) == {1} and set(a["d_model"]) == {16}
-    # the runs/ folder and a single file work as well
-    assert len(curves.load_curves(tmp_path / "runs")) == 7
-    assert len(curves.load_curves(tmp_path / "runs" / "b.json")) == 3
+def synthetic_curves(N_values, params=CHIN, n_points=30, t_range=(1e4, 1e9)):
+    rows = []
+    for i, N in enumerate(N_values):
+        for t in np.geomspace(*t_range, n_points):
+            rows.append({"run_id": f"r{i}", "N_eff": N, "tokens": t,
+                         "loss": laws.CHINCHILLA(params, N=N, D=t)[0]})
+    return pd.DataFrame(rows)
 
 
-def test_records_throughput_and_empty(tmp_path):
-    write_record(tmp_path, "a", tokens=1000, wall=4.0)
-    rec = curves.load_records(tmp_path)
-    assert rec["tokens_per_s"].iloc[0] == pytest.approx(250.0)
-    assert rec["eval_wall_s"].iloc[0] == 0.5
-    assert rec["device"].iloc[0] == "cpu"
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    assert curves.load_records(empty).empty
-    assert curves.load_curves(empty).empty
-    assert "tokens" in curves.load_curves(empty).columns
+def test_curves_at_budgets_build_exact_isoflop_groups():
+    cur = synthetic_curves(np.logspace(4, 6, 9))
+    groups = curves.curves_at_budgets(cur, [1e12, 1e13])
+    assert_allclose(6 * groups["N"] * groups["D"], groups["budget"], rtol=1e-12)
+    # interpolation error of a 30-point curve is small against the law itself
+    exact = laws.CHINCHILLA(CHIN, N=groups["N"], D=groups["D"])
+    assert_allclose(groups["loss"], exact, rtol=3e-3)
+    res = co.isoflop_optima(groups, target="loss", n_boot=0)
+    assert_allclose(res.table["N_opt"], co.chinchilla_optimum(CHIN, [1e12, 1e13])["N"], rtol=0.05)
 
 
-def test_missing_path_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nowhere"):
-        curves.load_curves(tmp_path / "nowhere")
+def test_curves_bad_input():
+    cur = synthetic_curves([1e4, 1e5])
+    cur.loc[0, "N_eff"] = 7.0
+    with pytest.raises(co.ComputeOptimalError, match="run 'r0' has more than one N_eff"):
+        curves.envelope(cur)
+    with pytest.raises(co.ComputeOptimalError, match="missing column"):
+        curves.envelope(cur.drop(columns="tokens"))
 
 
-def test_bad_records_name_file_and_field(tmp_path):
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    with pytest.raises(curves.CurveError, match="bad.json.*not a JSON"):
-        curves.load_curves(bad)
-    path = write_record(tmp_path / "r", "x")
-    rec = json.loads(path.read_text())
-    del rec["curve"][1]["tokens"]
-    path.write_text(json.dumps(rec))
-    with pytest.raises(curves.CurveError, match=r"x.json: curve point 1 of run 'x' lacks \['tokens'\]"):
-        curves.load_curves(path)
-    no_cfg = write_record(tmp_path / "s", "y")
-    rec = json.loads(no_cfg.read_text())
-    del rec["config"]
-    no_cfg.write_text(json.dumps(rec))
-    with pytest.raises(curves.CurveError, match="no 'config' field"):
-        curves.load_records(no_cfg)
-    zero = write_record(tmp_path / "t", "z", wall=0.0)
-    with pytest.raises(curves.CurveError, match="train_wall_s must be positive"):
-        curves.load_records(zero)
 
 
-def test_reads_a_real_sweep_record(tmp_path):
-    """The module reads what the sweep writes (a tiny run through the public sweep API)."""
-    from scaling_lib import sweep, testbeds
-    from scaling_lib.testbeds import RunSpec, Shape
+def test_envelope_is_the_lowest_curve_and_tracks_the_optimum():
+    N_values = np.logspace(4, 6.5, 21)
+    cur = synthetic_curves(N_values, n_points=60)
+    env = curves.envelope(cur, n_levels=12)
+    for _, row in env.iterrows():  # brute force: every run's interpolated loss at this C
+        d = row["C"] / (6 * N_values)
+        ok = (d >= 1e4) & (d <= 1e9)
+        losses = laws.CHINCHILLA(CHIN, N=N_values[ok], D=d[ok])
+        assert row["loss"] <= losses.min() * (1 + 3e-3)
+    inner = env[(env["N"] > N_values[1]) & (env["N"] < N_values[-2])]
+    trend = co.fit_power_trend(inner["C"], inner["N"])
+    assert abs(trend.exponent - A_TRUE) < 0.05
 
-    cache = tmp_path / "corpus"
-    (cache / "tokens").mkdir(parents=True)
-    np.save(cache / "tokens" / "train_en.npy", (np.arange(8000) * 5 % 32).astype(np.uint16))
-    np.save(cache / "tokens" / "val_en.npy", (np.arange(2000) * 3 % 32).astype(np.uint16))
-    tb = testbeds.Testbed(
-        name="curve-test", description="one tiny run", shapes=(Shape("a", 16, 1, 2),),
-        runs=(RunSpec("a", 0.5),), vocab_size=32, seq_len=16, batch_size=8,
-        eval_points=3, eval_seqs=4,
-    )
-    paths = sweep.SweepPaths(out_dir=tmp_path / "out", work_dir=tmp_path / "work", corpus_cache=cache)
-    sweep.run_sweep(tb, paths, evaluate=False, log=lambda m: None)
-    df = curves.load_curves(paths.out_dir)
-    assert list(df["run_id"].unique()) == ["a_M0.5_s0"]
-    assert df["tokens"].iloc[-1] == tb.tokens(tb.runs[0]) and df["frac"].iloc[-1] == 1.0
-    assert np.all(np.diff(df["step"]) > 0) and np.isfinite(df["loss_en"]).all()
-    rec = curves.load_records(paths.out_dir)
-    assert rec["tokens_per_s"].iloc[0] > 0 and rec["multiplier"].iloc[0] == 0.5
+
+
+def test_load_curves_reads_sweep_records(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    rec = {"run_id": "a", "param_counts": {"total": 100, "non_embedding": 40},
+           "curve": [{"step": 1, "tokens": 10, "loss_en": 5.0}, {"step": 2, "tokens": 20, "loss_en": 4.0}]}
+    (runs / "a.json").write_text(json.dumps(rec))
+    cur = curves.load_curves(tmp_path)
+    assert cur["loss"].tolist() == [5.0, 4.0] and cur["N"].tolist() == [100.0, 100.0]
+    env = curves.envelope(cur, n_col="N", n_levels=2)
+    assert env["run_id"].tolist() == ["a", "a"]
+    (runs / "b.json").write_text(json.dumps({"run_id": "b", "curve": []}))
+    with pytest.raises(co.ComputeOptimalError, match=r"b\.json: unreadable record"):
+        curves.load_curves(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no directory"):
+        curves.load_curves(tmp_path / "nope")
