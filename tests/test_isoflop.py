@@ -133,3 +133,33 @@ def test_hyperparameters_follow_the_reference_testbed(design):
     run = design.runs[0]
     d = design.gpt_config(run.shape).d_model
     assert_allclose(design.train_config(run).lr, ref.base_lr * (ref.base_width / d) ** ref.lr_width_exponent)
+
+
+def test_sweep_trains_an_isoflop_testbed(tmp_path):
+    """End to end on a fake corpus: per-run tokens, learning rate and warmup reach the run table."""
+    from scaling_lib import runs
+
+    cache = tmp_path / "corpus"
+    (cache / "tokens").mkdir(parents=True)
+    np.save(cache / "tokens" / "train_en.npy", (np.arange(20_000) * 7 % 32).astype(np.uint16))
+    np.save(cache / "tokens" / "val_en.npy", np.random.default_rng(0).integers(0, 32, 3_000).astype(np.uint16))
+    shapes = (Shape("a", 16, 1, 2), Shape("b", 16, 2, 2))
+    budget = 3e7
+    tb = isoflop.IsoFLOPTestbed(
+        name="fake-isoflop", description="", shapes=shapes, vocab_size=32, seq_len=16, batch_size=8,
+        eval_points=2, eval_seqs=4,
+        runs=(isoflop.IsoFLOPRunSpec("a", 1.0, budget=budget),
+              isoflop.IsoFLOPRunSpec("b", 1.0, budget=budget, lr_scale=2.0, warmup="long", purpose="warmup")),
+        warmup_rules=(("scaled", isoflop.WarmupRule("run_fraction", 0.1)), ("long", isoflop.WarmupRule("fixed", 5))),
+    )
+    paths = sweep.SweepPaths(out_dir=tmp_path / "out", work_dir=tmp_path / "work", corpus_cache=cache)
+    out = sweep.run_sweep(tb, paths, evaluate=False, log=lambda m: None)
+    assert not out["failed"], out["failed"]
+    table = runs.load_runs(paths.table).set_index("run_id")
+    assert sorted(table.index) == ["a_C3e7", "b_C3e7_lr2_wlong"]
+    assert_allclose(table["flops"], budget, rtol=1e-3)
+    plan = tb.table().set_index("run_id")
+    assert (table["warmup"] == plan.loc[table.index, "warmup_steps"]).all()
+    assert_allclose(table["lr"], plan.loc[table.index, "lr"])
+    merged = table.join(isoflop.design_frame(tb).set_index("run_id"))
+    assert merged["purpose"].tolist() == ["isoflop", "warmup"]
