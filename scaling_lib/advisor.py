@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq, minimize_scalar
 
-from scaling_lib import laws as _laws
 from scaling_lib.compute_optimal import ComputeOptimalError
 
 def loss_function(law, params) -> Callable:
@@ -32,8 +31,9 @@ def loss_function(law, params) -> Callable:
 
     Examples
     --------
-    >>> f = loss_function(_laws.OVERTRAINING, {"E": 2.0, "a": 10.0, "b": 10.0, "eta": 0.1})
-    >>> round(float(f(1e6, 2e7)[0]), 4) == round(float(_laws.OVERTRAINING(
+    >>> from scaling_lib import laws
+    >>> f = loss_function(laws.OVERTRAINING, {"E": 2.0, "a": 10.0, "b": 10.0, "eta": 0.1})
+    >>> round(float(f(1e6, 2e7)[0]), 4) == round(float(laws.OVERTRAINING(
     ...     {"E": 2.0, "a": 10.0, "b": 10.0, "eta": 0.1}, N=1e6, M=20.0)[0]), 4)
     True
     """
@@ -78,7 +78,8 @@ def cost_vs_multiplier(law, params, target_loss: float, inference_tokens: float,
     Examples
     --------
     >>> p = {"E": 1.0, "A": 100.0, "alpha": 0.3, "B": 100.0, "beta": 0.3}
-    >>> t = cost_vs_multiplier(_laws.CHINCHILLA, p, 2.0, 0.0, [1.0])
+    >>> from scaling_lib import laws
+    >>> t = cost_vs_multiplier(laws.CHINCHILLA, p, 2.0, 0.0, [1.0])
     >>> round(float(t["N"][0] ** 0.3 / 200), 6)   # A N^-a + B N^-a = 1 at M = 1
     1.0
     """
@@ -136,7 +137,8 @@ def advise(law, params, target_loss: float, inference_tokens: float, m_bounds=(1
     ``D = (2B/t)^(1/alpha)`` for ``t = target - E``:
 
     >>> p = {"E": 1.0, "A": 100.0, "alpha": 0.3, "B": 400.0, "beta": 0.3}
-    >>> best = advise(_laws.CHINCHILLA, p, 2.0, 0.0)
+    >>> from scaling_lib import laws
+    >>> best = advise(laws.CHINCHILLA, p, 2.0, 0.0)
     >>> round(best["N"] / 200 ** (1 / 0.3), 4), round(best["M"] / 4 ** (1 / 0.3), 4)
     (1.0, 1.0)
     """
