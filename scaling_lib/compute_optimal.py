@@ -1,4 +1,4 @@
-"""Compute-optimal allocation: IsoFLOP parabolas, envelopes, analytic optima, exponents.
+"""Compute-optimal allocation: IsoFLOP parabolas, analytic optima, exponents, FLOP conventions.
 
 Given runs that trade model size ``N`` against training tokens ``D`` at fixed
 compute ``C``, find the loss-optimal ``N*(C)`` and ``D*(C)`` and the exponents

@@ -57,8 +57,9 @@ WARMUP_KINDS = ("run_fraction", "fixed")
 SINGLE_THREAD_THROUGHPUT = ((91e3, 58e3), (182e3, 30e3), (333e3, 19e3), (641e3, 12.7e3), (1.45e6, 6.2e3))
 """``(N, training tokens per second)`` of one worker with one torch thread on the development
 machine with little other load (batch 32 x 128, float32), from the cpu-tiny data card
-(``data/testbeds/cpu-tiny/README.md``); in the cpu-tiny sweep two workers sharing the machine
-each reached about half of this (``load_factor`` of :func:`estimate_cost`)."""
+(``data/testbeds/cpu-tiny/README.md``). In the cpu-tiny sweep each of two workers sharing the
+machine with other jobs reached between about a quarter and four fifths of this (12k-47k tokens/s
+at 63k-91k parameters), the ``load_factor`` of :func:`estimate_cost`."""
 
 
 @dataclass(frozen=True)
