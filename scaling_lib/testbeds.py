@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from scaling_lib.model import GPT, GPTConfig
+from scaling_lib.model import GPTConfig
 from scaling_lib.train import TrainConfig
 
 ROLES = ("fit", "target", "grid")
