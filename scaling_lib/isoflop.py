@@ -285,7 +285,7 @@ def cpu_isoflop_design(
     lr_scales=(0.5, 2.0),
     lr_every: int = 2,
     name: str = "cpu-isoflop",
-    hparams_from: str = "cpu-tiny",
+    hparams_from="cpu-tiny",
 ) -> IsoFLOPTestbed:
     """The IsoFLOP sweep for two CPU workers.
 
@@ -312,18 +312,19 @@ def cpu_isoflop_design(
         Sweep the learning rate of every ``lr_every``-th ladder shape
         (smallest first) that appears in the grid.
     name : str
-    hparams_from : str
-        Named testbed (:func:`scaling_lib.testbeds.get_testbed`) whose
-        vocabulary, context, batch, learning-rate rule, schedule floor and
-        weight decay the design copies, so that the two sweeps differ only
-        in their grids and warmups.
+    hparams_from : str or scaling_lib.testbeds.Testbed
+        The testbed (or its name for :func:`scaling_lib.testbeds.get_testbed`)
+        whose vocabulary, context, batch, learning-rate rule, schedule floor
+        and weight decay the design copies, so that the two sweeps differ
+        only in their grids and warmups. Pass the object when building the
+        design inside ``testbeds.known_testbeds`` (a name would recurse).
 
     Returns
     -------
     IsoFLOPTestbed
         Main-grid warmup 10% of each run's steps.
     """
-    ref = _testbeds.get_testbed(hparams_from)
+    ref = _testbeds.get_testbed(hparams_from) if isinstance(hparams_from, str) else hparams_from
     shared = {k: getattr(ref, k) for k in ("vocab_size", "seq_len", "batch_size", "base_lr", "base_width",
                                             "lr_width_exponent", "min_lr_ratio", "weight_decay",
                                             "train_split", "val_split", "eval_points", "eval_seqs")}
@@ -360,7 +361,7 @@ def cpu_isoflop_design(
             f"{sizes_per_budget} shapes each around N* = sqrt(C / {6 * expected_m:g}); long fixed warmup "
             f"({long_warmup_steps} steps) repeats at the {warmup_budgets} smallest budgets; learning rates "
             f"x{', x'.join(f'{s:g}' for s in lr_scales)} for shapes {', '.join(swept)} at their nearest budgets; "
-            f"other hyperparameters as {hparams_from}."
+            f"other hyperparameters as {ref.name}."
         ),
         shapes=tuple(shapes),
         runs=tuple(runs),

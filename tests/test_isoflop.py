@@ -163,3 +163,12 @@ def test_sweep_trains_an_isoflop_testbed(tmp_path):
     assert_allclose(table["lr"], plan.loc[table.index, "lr"])
     merged = table.join(isoflop.design_frame(tb).set_index("run_id"))
     assert merged["purpose"].tolist() == ["isoflop", "warmup"]
+
+
+def test_hyperparameters_from_a_testbed_object(design):
+    from scaling_lib import testbeds
+
+    same = isoflop.cpu_isoflop_design(hparams_from=testbeds.get_testbed("cpu-tiny"))
+    assert same == design
+    with pytest.raises(KeyError, match="unknown testbed 'nope'"):
+        isoflop.cpu_isoflop_design(hparams_from="nope")
