@@ -10,7 +10,9 @@ only records the design intent:
   the four smallest shapes at ``M = 20`` and the smallest shape at ``M = 320``;
 * ``target``: held-out runs with at least ten times the compute of the most
   expensive ``fit`` run (larger and/or more over-trained), to be predicted;
-* ``grid``: the rest of the ``(N, M)`` grid (other multipliers, repeat seeds).
+* ``grid``: the rest of the ``(N, M)`` grid (other multipliers, repeat seeds);
+  the paper's error-law fit adds the next larger shape at ``M = 20`` to the
+  ``fit`` runs, which is a ``grid`` run here.
 
 Hyperparameter rule (the same for every run of a testbed)
 ---------------------------------------------------------
@@ -229,7 +231,7 @@ def _cpu_tiny() -> Testbed:
         + _grid("s2", (5, 10, 40, 80, 160))
         + _grid("s3", (5, 10, 40, 80))
         + _grid("s4", (5, 10, 40))
-        + _grid("s5", (5, 10))
+        + _grid("s5", (5, 10, 20))
         + [RunSpec("s5", 40, role="target"), RunSpec("s6", 20, role="target")]
     )
     return Testbed(
