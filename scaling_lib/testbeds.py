@@ -117,6 +117,8 @@ class Testbed:
         Corpus splits (see :mod:`scaling_lib.corpora`).
     eval_points, eval_seqs : int
         Validation curve resolution and slice size during training.
+    checkpoint_every_s : float
+        Seconds between training checkpoints.
     """
 
     name: str
@@ -136,6 +138,7 @@ class Testbed:
     val_split: str = "val_en"
     eval_points: int = 20
     eval_seqs: int = 32
+    checkpoint_every_s: float = 300.0
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -202,6 +205,7 @@ class Testbed:
             seed=run.seed,
             eval_points=self.eval_points,
             eval_seqs=self.eval_seqs,
+            checkpoint_every_s=self.checkpoint_every_s,
         )
 
     def flops(self, run: RunSpec) -> float:

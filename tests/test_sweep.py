@@ -1,5 +1,6 @@
 """Tests for scaling_lib.sweep and scaling_lib.testbeds."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -125,3 +126,30 @@ def test_testbed_validation():
         testbeds.Testbed(name="x", description="", shapes=(Shape("a", 16, 1, 2),), runs=(RunSpec("a", 1.0),) * 2)
     with pytest.raises(ValueError, match="role"):
         RunSpec("a", 1.0, role="other")
+
+
+class Crash(Exception):
+    pass
+
+
+def test_sweep_resumes_a_killed_run_from_its_checkpoint(tmp_path, corpus):
+    from scaling_lib.corpora import load_tokens
+    from scaling_lib.train import train
+
+    tb = dataclasses.replace(fake_testbed(), checkpoint_every_s=0.0)  # a checkpoint after every step
+    paths = paths_for(tmp_path, corpus)
+    run = RunSpec("a", 0.5, role="fit")
+
+    def crash(step):
+        if step == 3:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(tb.train_config(run), load_tokens("train_en", corpus), load_tokens("val_en", corpus),
+              checkpoint_path=paths.checkpoint(run.run_id), progress=False, on_step=crash)
+    assert paths.checkpoint(run.run_id).exists()
+    out = sweep.run_sweep(tb, paths, evaluate=False, max_runs=2, log=lambda m: None)
+    assert "a_M0.5_s0" in out["done"]
+    record = json.loads(paths.record("a_M0.5_s0").read_text())
+    assert record["resumed_from_step"] == 3
+    assert not paths.checkpoint(run.run_id).exists()
