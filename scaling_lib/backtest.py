@@ -21,6 +21,7 @@ lists of model names.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from scaling_lib import curves, laws, protocols
+from scaling_lib import laws, protocols
 from scaling_lib import fit as fitting
 
 DESIGN_ROLES = ("fit", "target", "grid")
@@ -237,15 +238,20 @@ def read_curve(path, *, loss_col="loss_en"):
 
     Raises
     ------
-    scaling_lib.curves.CurveError
-        The file is not a run record (see :func:`scaling_lib.curves.read_record`).
     BacktestInputError
-        The curve is empty, lacks ``loss_col`` or has non-finite values.
+        The file is not JSON, has no ``curve`` list, or its curve is empty,
+        lacks ``loss_col`` or has non-finite values.
     """
     path = Path(path)
-    curve = curves.read_record(path)["curve"]
-    if not curve:
-        raise BacktestInputError(f"{path}: the run record's curve is empty")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BacktestInputError(f"{path}: not a JSON run record ({exc})") from None
+    curve = record.get("curve") if isinstance(record, dict) else None
+    if not isinstance(curve, list):
+        raise BacktestInputError(f"{path}: the run record has no 'curve' list")
+    if not curve or not all(isinstance(point, dict) for point in curve):
+        raise BacktestInputError(f"{path}: the run record's curve is empty or not a list of points")
     table = pd.DataFrame(curve)
     missing = [c for c in ("step", "tokens", loss_col) if c not in table.columns]
     if missing:

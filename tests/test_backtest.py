@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from scaling_lib import backtest, curves, laws, protocols
+from scaling_lib import backtest, laws, protocols
 
 TRUE = {"E": 1.8, "a": 40.0, "b": 120.0, "eta": 0.15}
 
@@ -147,8 +147,11 @@ def test_curve_points_errors(tmp_path):
     record([])
     with pytest.raises(backtest.BacktestInputError, match="curve is empty"):
         backtest.curve_points(df, tmp_path)
+    (tmp_path / f"{run_id}.json").write_text(json.dumps({"run_id": run_id}))
+    with pytest.raises(backtest.BacktestInputError, match="no 'curve' list"):
+        backtest.curve_points(df, tmp_path)
     (tmp_path / f"{run_id}.json").write_text("{not json")
-    with pytest.raises(curves.CurveError, match="not a JSON run record"):
+    with pytest.raises(backtest.BacktestInputError, match="not a JSON run record"):
         backtest.curve_points(df, tmp_path)
 
 
