@@ -86,8 +86,15 @@ def test_design_table_matches_testbed():
     assert len(design) == len(tb.runs)
     assert_allclose(design["D"] / design["N"], design["M"], rtol=1e-3)
     roles = downstream.resolve_roles(design, NOGROUP)
-    assert design.loc[roles == "error_fit", "run_id"].tolist() == ["s5_M10_s0"]
-    assert (roles == "loss_fit").sum() == 5
+    assert (roles == "loss_fit").sum() == (design["role"] == "fit").sum()
+    # the error-law run: the next size above the fit sizes, at the M nearest to 20, not a target
+    extra = design[roles == "error_fit"]
+    assert len(extra) == 1
+    next_size = design.loc[design["N"] > design.loc[design["role"] == "fit", "N"].max(), "N"].min()
+    pool = design[(design["N"] == next_size) & (design["role"] != "target")]
+    best = np.abs(np.log(pool["M"] / 20.0)).min()
+    assert extra["N"].iloc[0] == next_size
+    assert np.isclose(np.abs(np.log(extra["M"].iloc[0] / 20.0)), best)
 
 
 def test_resolve_roles_rejects_unknown_design_role():
