@@ -374,7 +374,8 @@ class Split:
     def __post_init__(self):
         both = set(self.fit_ids) & set(self.predict_ids)
         if both:
-            raise BacktestInputError(f"split {self.name}: runs both fitted and predicted: {sorted(both)[:5]}")
+            raise BacktestInputError(
+                f"split {self.name}: runs both fitted and predicted: {sorted(both)[:5]}")
 
 
 def shape_splits(df, ks=None, *, reference_M=20.0, overtrained_M=(320.0,), n_overtrained_shapes=1,
@@ -501,6 +502,17 @@ def run_backtest(df, splits, target, *, law=laws.OVERTRAINING, objectives=("lsq"
         columns, ``flops``, ``actual``, ``pred``, ``rel_err_pct`` (100
         |pred - actual| / actual) and the :func:`compute_ratios` columns.
         Predictions are NaN where the fit is not ``ok``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> N, M = (a.ravel() for a in np.meshgrid([1e5, 2e5, 4e5, 8e5], [20.0, 80.0, 320.0]))
+    >>> true = {"E": 1.8, "a": 40.0, "b": 120.0, "eta": 0.15}
+    >>> df = pd.DataFrame({"run_id": [f"r{i}" for i in range(N.size)], "N": N, "M": M,
+    ...                    "flops": 6 * N * N * M, "loss": laws.OVERTRAINING(true, N=N, M=M)})
+    >>> bt = run_backtest(df, shape_splits(df, [3]), "loss")
+    >>> len(bt), bool(bt["rel_err_pct"].max() < 1e-3)
+    (3, True)
     """
     ids = _unique_ids(df, run_id_column)
     _require(df, [target, "flops"])

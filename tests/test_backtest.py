@@ -78,7 +78,8 @@ def test_slope_per_M_total_loss_is_flatter_and_intervals_cover_noise():
     total = backtest.slope_per_M(df, "loss", n_boot=0)
     assert (total["slope"] > -TRUE["eta"]).all()  # the floor E flattens the total loss
     reducible = backtest.slope_per_M(df, "loss", offset=TRUE["E"], n_boot=50, seed=1)
-    assert (reducible["t_lo"] < reducible["slope"]).all() and (reducible["slope"] < reducible["t_hi"]).all()
+    assert (reducible["t_lo"] < reducible["slope"]).all()
+    assert (reducible["slope"] < reducible["t_hi"]).all()
     assert (reducible["lo"] <= reducible["hi"]).all()
     assert reducible["slope"].between(-0.25, -0.05).all()
 
@@ -110,7 +111,8 @@ def _write_curves(tmp_path, df, bias=0.05):
         curve = [{"step": int(i + 1) * 10, "tokens": float(t),
                   "loss_en": float(laws.OVERTRAINING(TRUE, N=run["N"], M=t / run["N"])[0] + bias)}
                  for i, t in enumerate(tokens)]
-        (tmp_path / f"{run['run_id']}.json").write_text(json.dumps({"run_id": run["run_id"], "config": {}, "curve": curve}))
+        record = {"run_id": run["run_id"], "config": {}, "curve": curve}
+        (tmp_path / f"{run['run_id']}.json").write_text(json.dumps(record))
 
 
 def test_curve_points_aligned_to_final_loss(tmp_path):
@@ -136,7 +138,8 @@ def test_curve_points_errors(tmp_path):
         backtest.curve_points(df, tmp_path)
     run_id = df["run_id"].iloc[0]
     def record(curve):
-        (tmp_path / f"{run_id}.json").write_text(json.dumps({"run_id": run_id, "config": {}, "curve": curve}))
+        text = json.dumps({"run_id": run_id, "config": {}, "curve": curve})
+        (tmp_path / f"{run_id}.json").write_text(text)
 
     record([{"step": 1, "tokens": 10.0}])
     with pytest.raises(backtest.BacktestInputError, match="lack key.*loss_en"):
