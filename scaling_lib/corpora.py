@@ -1098,6 +1098,39 @@ def load_manifest(cache_dir: str | os.PathLike | None = None) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def is_current(cache_dir: str | os.PathLike | None = None, sources: Sequence[Source] | None = None,
+               config: BuildConfig | None = None) -> bool:
+    """Whether the build in ``cache_dir`` is what :func:`build_all` would write now.
+
+    True when the manifest exists, records the same :class:`BuildConfig` and the same
+    pinned packages per source, and every split's token file still has the recorded
+    SHA-256. Used by ``python -m scaling_lib.corpora ensure`` so that a book build does
+    not rebuild an unchanged corpus.
+    """
+    try:
+        manifest = load_manifest(cache_dir)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    config = config or BuildConfig()
+    if manifest.get("config") != dataclasses.asdict(config):
+        return False
+    want = {s.name: sorted((p.manager, p.name, p.version) for p in s.packages)
+            for s in (sources if sources is not None else default_sources())}
+    have = {s["name"]: sorted((p.get("manager"), p["name"], p["version"]) for p in s["packages"])
+            for s in manifest.get("sources", [])}
+    if want != have:
+        return False
+    root = tk.resolve_cache_dir(cache_dir)
+    for name in SPLITS:
+        path = root / "tokens" / f"{name}.npy"
+        recorded = manifest.get("splits", {}).get(name, {}).get("sha256_tokens")
+        if not path.is_file() or recorded != _sha256_file(path):
+            return False
+    tok = manifest.get("tokenizer", {})
+    tok_path = root / tok.get("file", tk.TOKENIZER_FILE)
+    return tok_path.is_file() and tok.get("sha256") == _sha256_file(tok_path)
+
+
 def load_tokens(split: str, cache_dir: str | os.PathLike | None = None, mmap: bool = False) -> np.ndarray:
     """Token ids of a split: ``uint16``, documents each followed by ``EOT``.
 
@@ -1199,12 +1232,20 @@ def summary_table(manifest: dict) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: ``build`` or ``stats``."""
     parser = argparse.ArgumentParser(prog="python -m scaling_lib.corpora", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["build", "stats"])
+    parser.add_argument("command", choices=["build", "ensure", "stats"],
+                        help="build: always rebuild; ensure: rebuild only if the cache is missing or "
+                        "out of date (see is_current); stats: print the existing build")
     parser.add_argument("--cache-dir", default=None, help="corpus cache directory (default: $SCALING_CACHE "
                         "or <repo>/.cache/corpora)")
     parser.add_argument("--stats-out", default=None, help="also write the split and source statistics to this JSON file")
     args = parser.parse_args(argv)
-    manifest = build_all(args.cache_dir) if args.command == "build" else load_manifest(args.cache_dir)
+    if args.command == "ensure" and is_current(args.cache_dir):
+        print(f"corpora: the build in {tk.resolve_cache_dir(args.cache_dir)} is current; nothing to do")
+        return 0
+    if args.command in ("build", "ensure"):
+        manifest = build_all(args.cache_dir)
+    else:
+        manifest = load_manifest(args.cache_dir)
     print(summary_table(manifest))
     for s in manifest["sources"]:
         versions = ", ".join(f"{p['name']} {p['resolved_version']}" for p in s["packages"])

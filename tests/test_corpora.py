@@ -1,5 +1,6 @@
 """Tests of scaling_lib.corpora on small fixture sources written to tmp_path (offline)."""
 
+import dataclasses
 import io
 import json
 import shutil
@@ -89,6 +90,24 @@ def test_build_is_deterministic(built, tmp_path):
         b = (tmp_path / "cache2" / "tokens" / f"{split}.npy").read_bytes()
         assert a == b, split
     assert (root / "cache" / tk.TOKENIZER_FILE).read_bytes() == (tmp_path / "cache2" / tk.TOKENIZER_FILE).read_bytes()
+
+
+def test_is_current_detects_changes(built, tmp_path):
+    root, sources, _ = built
+    cache = root / "cache"
+    assert C.is_current(cache, sources=sources, config=CONFIG)
+    assert not C.is_current(tmp_path / "empty", sources=sources, config=CONFIG)
+    other = dataclasses.replace(CONFIG, min_doc_bytes=CONFIG.min_doc_bytes + 1)
+    assert not C.is_current(cache, sources=sources, config=other)
+    assert not C.is_current(cache, sources=sources[:-1], config=CONFIG)
+    # a token file changed after the build
+    copy = tmp_path / "copy"
+    shutil.copytree(cache, copy)
+    path = copy / "tokens" / "val_en.npy"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    assert not C.is_current(copy, sources=sources, config=CONFIG)
 
 
 def test_english_splits_are_disjoint_and_cover_all(built):
