@@ -26,8 +26,8 @@ corpora: env
 # Chapters are executed in cache mode, keyed on their source; the run tables they read live in
 # data/, so a change there (a sweep that finished more runs) clears the execution cache.
 book: env assets corpora
-	@if [ -d _build/.jupyter_cache ] && { [ ! -f _build/.data-stamp ] || [ -n "$$(find data -newer _build/.data-stamp -print -quit)" ]; }; then \
-		echo "book: data/ changed since the last build; chapters will be executed again"; rm -rf _build/.jupyter_cache; fi
+	@if [ -d _build ] && { [ ! -f _build/.data-stamp ] || [ -n "$$(find data -newer _build/.data-stamp -print -quit)" ]; }; then \
+		echo "book: data/ changed since the last build; chapters will be executed again"; rm -rf _build/.jupyter_cache _build/.doctrees; fi
 	$(VENV)/bin/jupyter-book build . --builder html -W --keep-going
 	@touch _build/.data-stamp
 	@echo "book: open _build/html/index.html"
