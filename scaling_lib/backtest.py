@@ -33,12 +33,6 @@ from scipy import stats
 from scaling_lib import laws, protocols
 from scaling_lib import fit as fitting
 
-DESIGN_ROLES = ("fit", "target", "grid")
-"""Roles of a run in a single fit-and-predict design: fitted on, held-out target, or other."""
-
-_PAPER_TO_DESIGN = {"loss_fit": "fit", "target": "target", "error_fit": "grid", "unused": "grid"}
-
-
 class BacktestInputError(ValueError):
     """A run table, curve file or split that cannot be used: the message names the problem."""
 
@@ -58,48 +52,7 @@ def _unique_ids(df, run_id_column="run_id"):
     return ids
 
 
-# --- roles ------------------------------------------------------------------------------------
-
-
-def design_roles(df, *, role_column="role", protocol=protocols.PAPER):
-    """Each run's role in the loss-law design: ``fit``, ``target`` or ``grid``.
-
-    A testbed that records its design (a ``role`` column holding
-    :data:`DESIGN_ROLES`) is used as is. Otherwise the paper's protocol
-    (:func:`scaling_lib.protocols.assign_roles`) decides: its loss-law fit
-    runs are ``fit``, its targets ``target``, everything else ``grid``.
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        A run table.
-    role_column : str, keyword-only
-        Column holding recorded roles.
-    protocol : scaling_lib.protocols.Protocol, keyword-only
-        Used when ``role_column`` is absent.
-
-    Returns
-    -------
-    pandas.Series
-        Indexed like ``df``, named ``role``.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> df = pd.DataFrame({"N": [1, 1, 2, 3], "M": [20, 320, 20, 80]})
-    >>> design_roles(df, protocol=protocols.Protocol(
-    ...     n_small_shapes=2, n_error_extra_shapes=0, group_by=None)).tolist()
-    ['fit', 'fit', 'fit', 'target']
-    """
-    if role_column in df.columns:
-        roles = df[role_column].astype(str)
-        bad = sorted(set(roles) - set(DESIGN_ROLES))
-        if bad:
-            raise BacktestInputError(
-                f"column {role_column!r} holds unknown role(s) {bad}; expected {DESIGN_ROLES}")
-        return roles.rename("role")
-    paper = protocols.assign_roles(df, protocol)
-    return paper.map(_PAPER_TO_DESIGN).rename("role")
+# --- compute ratios ----------------------------------------------------------------------------
 
 
 def compute_ratios(fit_runs, targets, *, flops_column="flops"):

@@ -6,9 +6,9 @@ suite of tasks to its validation loss, ``Err(L) = eps - k exp(-gamma L)``
 the error of a run from ``(N, M)`` alone. This module adds what is needed to
 ask *which* errors can be predicted that way:
 
-* :func:`resolve_roles`: the protocol roles of a run table, read from a
-  testbed's own design column when it has one (``fit`` / ``grid`` /
-  ``target``) and from :func:`scaling_lib.protocols.assign_roles` otherwise;
+* :func:`design_table`: a testbed's full design as a small run table, so that
+  :func:`scaling_lib.protocols.table_roles` gives a partial table the roles
+  of the finished one;
 * :func:`average_members`: which task columns a stored average is the mean of;
 * :func:`per_task_fits`: the error law fitted to every task on its own, with
   the held-out prediction error measured against how far the task moves;
@@ -33,10 +33,6 @@ from scipy.optimize import nnls
 
 from scaling_lib import fit as fitting
 from scaling_lib import laws, protocols
-
-DESIGN_ROLES = {"fit": "loss_fit", "target": "target", "grid": "unused"}
-"""A testbed's design roles (its ``role`` column) mapped to :data:`scaling_lib.protocols.ROLES`."""
-
 
 def _check_columns(df, columns, what="run table"):
     missing = [c for c in columns if c not in df.columns]
@@ -68,87 +64,6 @@ def design_table(testbed):
              "D": float(testbed.tokens(r)), "M": float(r.multiplier),
              "flops": testbed.flops(r), "seed": r.seed, "role": r.role} for r in testbed.runs]
     return pd.DataFrame(rows)
-
-
-def resolve_roles(df, protocol=protocols.PAPER, *, role_column="role", design_roles=None,
-                  design=None):
-    """Protocol roles (``loss_fit``, ``error_fit``, ``target``, ``unused``) of every run.
-
-    Without ``role_column`` the roles come from
-    :func:`scaling_lib.protocols.assign_roles`. With it, the design roles are
-    mapped through ``design_roles`` (default :data:`DESIGN_ROLES`) and the
-    error-law fit set gets what the paper's protocol adds to the loss-law
-    runs: in each group, the next ``protocol.n_error_extra_shapes`` sizes
-    above the largest loss-fit size, each with its non-target run whose ``M``
-    is closest to ``protocol.reference_M`` on a log scale (exactly
-    ``reference_M`` when such a run exists, as in the paper).
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        A run table with ``M`` and the protocol's size column.
-    protocol : scaling_lib.protocols.Protocol, optional
-    role_column : str, keyword-only
-        Column holding design roles; ignored when absent.
-    design_roles : dict, keyword-only
-        Design role -> protocol role; a value missing from it raises.
-    design : pandas.DataFrame, keyword-only
-        The full design of the testbed (:func:`design_table`). The roles are
-        then resolved on the design and looked up by ``run_id``, so a table
-        that holds only some of the runs gets the roles of the finished one;
-        a run missing from the design is ``unused``.
-
-    Returns
-    -------
-    pandas.Series
-        Indexed like ``df``, named ``role``.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> df = pd.DataFrame({"N": [1, 2, 2, 3, 3], "M": [20, 20, 5, 10, 40],
-    ...                    "role": ["fit", "fit", "grid", "grid", "target"]})
-    >>> p = protocols.Protocol(group_by=None)
-    >>> resolve_roles(df, p).tolist()
-    ['loss_fit', 'loss_fit', 'unused', 'error_fit', 'target']
-    """
-    if design is not None:
-        _check_columns(df, ["run_id"])
-        planned = resolve_roles(design, protocol, role_column=role_column,
-                                design_roles=design_roles)
-        lookup = pd.Series(planned.to_numpy(), index=design["run_id"].astype(str))
-        role = df["run_id"].astype(str).map(lookup).fillna("unused")
-        return pd.Series(role.to_numpy(), index=df.index, name="role")
-    if role_column not in df.columns:
-        return protocols.assign_roles(df, protocol)
-    mapping = DESIGN_ROLES if design_roles is None else dict(design_roles)
-    _check_columns(df, ["M", protocol.size_column])
-    design = df[role_column].astype(str)
-    unknown = sorted(set(design) - set(mapping))
-    if unknown:
-        raise ValueError(f"column {role_column!r} holds role(s) {unknown} not in {sorted(mapping)}")
-    role = design.map(mapping).rename("role")
-    bad = sorted(set(role) - set(protocols.ROLES))
-    if bad:
-        raise ValueError(f"design_roles maps to {bad}, not protocol roles {protocols.ROLES}")
-    if protocol.group_by is not None and protocol.group_by in df.columns:
-        groups = df.groupby(protocol.group_by).groups.values()
-    else:
-        groups = [df.index]
-    for index in groups:
-        sub = df.loc[index]
-        sizes = sub[protocol.size_column].astype(float)
-        fitted = sizes[role.loc[index] == "loss_fit"]
-        if fitted.empty or protocol.n_error_extra_shapes == 0:
-            continue
-        above = np.unique(sizes[sizes > fitted.max()])[: protocol.n_error_extra_shapes]
-        for size in above:
-            pool = sub[(sizes == size) & (role.loc[index] == "unused")]
-            if pool.empty:
-                continue
-            distance = np.abs(np.log(pool["M"].astype(float) / protocol.reference_M))
-            role.loc[distance.idxmin()] = "error_fit"
-    return role
 
 
 def average_members(df, average, candidates, atol=1e-6):

@@ -14,6 +14,8 @@ ranked from the smallest, 0, within each training set):
 
 No model names or counts are written into the queries; a :class:`Protocol`
 holds the few numbers that define them, and :data:`PAPER` holds the paper's.
+A testbed that records its own design (a ``role`` column) is read by
+:func:`table_roles`, which falls back to :func:`assign_roles` otherwise.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ import pandas as pd
 
 ROLES = ("loss_fit", "error_fit", "target", "unused")
 """Role of a run: fits both laws, fits only the error law, is predicted, or is not used."""
+
+RECORDED_ROLES = {"fit": "loss_fit", "target": "target", "grid": "unused"}
+"""Roles a testbed records for its planned runs (its ``role`` column) and the :data:`ROLES` they
+stand for: fitted on, held-out target, or another run of the grid (predicted, never fitted)."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,114 @@ def assign_roles(df, protocol=PAPER):
     target = ~small & ~extra
     role = np.select([loss_fit, extra, target], ["loss_fit", "error_fit", "target"], "unused")
     return pd.Series(role, index=df.index, name="role")
+
+
+def _add_error_fit_runs(df, role, protocol):
+    """Mark, per group, the paper's extra error-law run(s) among the ``unused`` runs."""
+    if protocol.group_by is not None and protocol.group_by in df.columns:
+        groups = df.groupby(protocol.group_by).groups.values()
+    else:
+        groups = [df.index]
+    for index in groups:
+        sub = df.loc[index]
+        sizes = sub[protocol.size_column].astype(float)
+        fitted = sizes[role.loc[index] == "loss_fit"]
+        if fitted.empty:
+            continue
+        above = np.unique(sizes[sizes > fitted.max()])[: protocol.n_error_extra_shapes]
+        for size in above:
+            pool = sub[(sizes == size) & (role.loc[index] == "unused")]
+            if pool.empty:
+                continue
+            distance = np.abs(np.log(pool["M"].astype(float) / protocol.reference_M))
+            role.loc[distance.idxmin()] = "error_fit"
+    return role
+
+
+def table_roles(df, protocol=PAPER, *, role_column="role", design=None, error_fit=True):
+    """The role of every run of a run table, one of :data:`ROLES`.
+
+    The roles come from one of two sources:
+
+    * a recorded design: a testbed that plans its own fit set stores each
+      run's role in ``role_column`` (``fit``, ``target`` or ``grid``; see
+      :data:`RECORDED_ROLES`), read as ``loss_fit``, ``target`` and
+      ``unused``. The error-law fit set then gets what the paper's protocol
+      adds to the loss-law runs: in each group, the next
+      ``protocol.n_error_extra_shapes`` sizes above the largest loss-fit
+      size, each with its ``unused`` run whose ``M`` is closest to
+      ``protocol.reference_M`` on a log scale (exactly ``reference_M`` when
+      such a run exists, as in the paper);
+    * otherwise (no ``role_column``) the protocol itself,
+      :func:`assign_roles`.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A run table with ``M`` and the protocol's size column (and
+        ``run_id`` when ``design`` is given).
+    protocol : Protocol, optional
+        Defines the error-law extra runs, or every role when the table
+        records none.
+    role_column : str, keyword-only
+        Column holding recorded design roles; ignored when absent.
+    design : pandas.DataFrame, keyword-only
+        The full design of the table's testbed (one row per planned run,
+        with ``run_id`` and the columns above, e.g.
+        :func:`scaling_lib.downstream.design_table`). The roles are then
+        resolved on the design and looked up by ``run_id``, so a table that
+        holds only some of the runs gets the roles of the finished one; a
+        run missing from the design is ``unused``.
+    error_fit : bool, keyword-only
+        Whether to mark the error-law extra runs. With ``False`` only the
+        loss-law design remains: ``loss_fit``, ``target`` and ``unused``
+        (runs the protocol would give to the error law alone are ``unused``).
+
+    Returns
+    -------
+    pandas.Series
+        Indexed like ``df``, named ``role``.
+
+    Raises
+    ------
+    ValueError
+        ``role_column`` holds a value that is not in :data:`RECORDED_ROLES`.
+    KeyError
+        A column the roles need is missing.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"N": [1, 2, 2, 3, 3], "M": [20, 20, 5, 10, 40],
+    ...                    "role": ["fit", "fit", "grid", "grid", "target"]})
+    >>> p = Protocol(group_by=None)
+    >>> table_roles(df, p).tolist()
+    ['loss_fit', 'loss_fit', 'unused', 'error_fit', 'target']
+    >>> table_roles(df, p, error_fit=False).tolist()
+    ['loss_fit', 'loss_fit', 'unused', 'unused', 'target']
+    >>> table_roles(df.drop(columns="role"), Protocol(n_small_shapes=2, group_by=None)).tolist()
+    ['loss_fit', 'loss_fit', 'unused', 'target', 'target']
+    """
+    if design is not None:
+        _check_columns(df, ["run_id"])
+        _check_columns(design, ["run_id"])
+        planned = table_roles(design, protocol, role_column=role_column, error_fit=error_fit)
+        lookup = pd.Series(planned.to_numpy(), index=design["run_id"].astype(str))
+        role = df["run_id"].astype(str).map(lookup).fillna("unused")
+        return pd.Series(role.to_numpy(), index=df.index, name="role")
+    if role_column not in df.columns:
+        role = assign_roles(df, protocol)
+        return role if error_fit else role.replace("error_fit", "unused")
+    recorded = df[role_column].astype(str)
+    unknown = sorted(set(recorded) - set(RECORDED_ROLES))
+    if unknown:
+        raise ValueError(f"column {role_column!r} holds unknown role(s) {unknown}; "
+                         f"expected {tuple(RECORDED_ROLES)}")
+    role = recorded.map(RECORDED_ROLES).rename("role")
+    if error_fit and protocol.n_error_extra_shapes > 0:
+        _check_columns(df, ["M", protocol.size_column])
+        role = _add_error_fit_runs(df, role, protocol)
+    return role
 
 
 def select(df, role, protocol=PAPER):

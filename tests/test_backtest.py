@@ -1,4 +1,4 @@
-"""Tests for scaling_lib.backtest: roles, slopes per M, curve points, splits, backtests."""
+"""Tests for scaling_lib.backtest: compute ratios, slopes per M, curve points, splits, backtests."""
 
 import json
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from scaling_lib import backtest, laws, protocols
+from scaling_lib import backtest, laws
 
 TRUE = {"E": 1.8, "a": 40.0, "b": 120.0, "eta": 0.15}
 
@@ -22,30 +22,7 @@ def grid(sizes=(1e5, 2e5, 4e5, 8e5, 1.6e6), mults=(5.0, 10.0, 20.0, 40.0, 80.0, 
                          "flops": 6 * N * N * M, "model": [f"n{n:g}" for n in N], "loss": loss})
 
 
-# ------------------------------------------------------------------------------- roles and ratios
-
-
-def test_design_roles_uses_recorded_column():
-    df = grid().assign(role="grid")
-    df.loc[0, "role"] = "fit"
-    assert backtest.design_roles(df).tolist()[:2] == ["fit", "grid"]
-
-
-def test_design_roles_falls_back_to_paper_protocol():
-    df = grid(sizes=(1, 2, 3, 4, 5, 6))
-    roles = backtest.design_roles(df, protocol=protocols.Protocol(group_by=None))
-    fit = df[roles == "fit"]
-    assert sorted(zip(fit["N"], fit["M"])) == [(1, 20), (1, 320), (2, 20), (3, 20), (4, 20)]
-    # the paper's error-law run (5th size at M=20) is neither fitted nor a target here
-    assert roles[(df["N"] == 5) & (df["M"] == 20)].tolist() == ["grid"]
-    assert set(df.loc[roles == "target", "N"]) == {5, 6}
-
-
-def test_design_roles_rejects_unknown_role():
-    df = grid().assign(role="fit")
-    df.loc[3, "role"] = "train"
-    with pytest.raises(backtest.BacktestInputError, match="unknown role.*train"):
-        backtest.design_roles(df)
+# ------------------------------------------------------------------------------- compute ratios
 
 
 def test_compute_ratios():

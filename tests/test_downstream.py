@@ -27,56 +27,7 @@ def _runs(n=12, seed=0, n_tasks=6, noise=0.02, flat=("err_flat",)):
     return df
 
 
-# --- resolve_roles ------------------------------------------------------------------------------
-
-
-def _design():
-    rows = [(1, 20, "fit"), (1, 320, "fit"), (1, 5, "grid"), (2, 20, "fit"), (2, 40, "grid"),
-            (3, 5, "grid"), (3, 10, "grid"), (3, 40, "target"), (4, 20, "target")]
-    df = pd.DataFrame(rows, columns=["N", "M", "role"])
-    df["run_id"] = [f"n{n}_M{m}" for n, m, _ in rows]
-    return df
-
-
-def test_resolve_roles_adds_nearest_reference_run_of_next_size():
-    df = _design()
-    roles = downstream.resolve_roles(df, NOGROUP)
-    assert roles[roles == "error_fit"].index.tolist() == [6]  # size 3 at M=10, not the target
-    assert (roles[df["role"] == "fit"] == "loss_fit").all()
-    assert (roles[df["role"] == "target"] == "target").all()
-    assert roles.name == "role"
-
-
-def test_resolve_roles_prefers_exact_reference_M():
-    df = pd.concat([_design(), pd.DataFrame({"N": [3], "M": [20], "role": ["grid"],
-                                             "run_id": ["n3_M20"]})], ignore_index=True)
-    roles = downstream.resolve_roles(df, NOGROUP)
-    assert df.loc[roles == "error_fit", "run_id"].tolist() == ["n3_M20"]
-
-
-def test_resolve_roles_per_group_and_without_role_column():
-    df = pd.concat([_design().assign(train_set="A"), _design().assign(train_set="B")],
-                   ignore_index=True)
-    roles = downstream.resolve_roles(df)
-    assert (roles == "error_fit").sum() == 2
-    plain = df.drop(columns="role")
-    assert downstream.resolve_roles(plain).equals(protocols.assign_roles(plain))
-    assert (downstream.resolve_roles(df, protocols.Protocol(n_error_extra_shapes=0))
-            != "error_fit").all()
-
-
-def test_resolve_roles_on_a_partial_table_uses_the_full_design():
-    design = _design()
-    partial = design.iloc[[0, 3, 5]].drop(columns="role").assign(extra=1.0)
-    partial = pd.concat([partial, pd.DataFrame({"run_id": ["not_planned"], "N": [9], "M": [20]})],
-                        ignore_index=True)
-    roles = downstream.resolve_roles(partial, NOGROUP, design=design)
-    # n3_M5 is not the error-law run of the full design (n3_M10 is), although it is the only
-    # size-3 run present
-    assert roles.tolist() == ["loss_fit", "loss_fit", "unused", "unused"]
-    full = downstream.resolve_roles(design.drop(columns="role"), NOGROUP,
-                                    design=design)
-    assert full.tolist() == downstream.resolve_roles(design, NOGROUP).tolist()
+# --- design_table ------------------------------------------------------------------------------
 
 
 def test_design_table_matches_testbed():
@@ -85,7 +36,7 @@ def test_design_table_matches_testbed():
     design = downstream.design_table(tb)
     assert len(design) == len(tb.runs)
     assert_allclose(design["D"] / design["N"], design["M"], rtol=1e-3)
-    roles = downstream.resolve_roles(design, NOGROUP)
+    roles = protocols.table_roles(design, NOGROUP)
     assert (roles == "loss_fit").sum() == (design["role"] == "fit").sum()
     # the error-law run: the next size above the fit sizes, at the M nearest to 20, not a target
     extra = design[roles == "error_fit"]
@@ -95,13 +46,6 @@ def test_design_table_matches_testbed():
     best = np.abs(np.log(pool["M"] / 20.0)).min()
     assert extra["N"].iloc[0] == next_size
     assert np.isclose(np.abs(np.log(extra["M"].iloc[0] / 20.0)), best)
-
-
-def test_resolve_roles_rejects_unknown_design_role():
-    df = _design()
-    df.loc[0, "role"] = "holdout"
-    with pytest.raises(ValueError, match="holdout"):
-        downstream.resolve_roles(df, NOGROUP)
 
 
 # --- average_members ----------------------------------------------------------------------------

@@ -135,6 +135,94 @@ def test_paper_loss_fit_predicts_targets(openlm):
     assert (table["rel_err_pct"] < 5.0).all(), table
 
 
+# --- table_roles: recorded design roles, or the protocol's ---------------------------------------
+
+NOGROUP = protocols.Protocol(group_by=None)
+
+
+def _design():
+    rows = [(1, 20, "fit"), (1, 320, "fit"), (1, 5, "grid"), (2, 20, "fit"), (2, 40, "grid"),
+            (3, 5, "grid"), (3, 10, "grid"), (3, 40, "target"), (4, 20, "target")]
+    df = pd.DataFrame(rows, columns=["N", "M", "role"])
+    df["run_id"] = [f"n{n}_M{m}" for n, m, _ in rows]
+    return df
+
+
+def test_table_roles_reads_recorded_column():
+    df = _grid(groups=("A",)).assign(role="grid")
+    df.loc[0, "role"] = "fit"
+    roles = protocols.table_roles(df, error_fit=False)
+    assert roles.tolist()[:2] == ["loss_fit", "unused"]
+    assert set(roles) == {"loss_fit", "unused"}
+    assert roles.name == "role"
+
+
+def test_table_roles_without_error_fit_falls_back_to_paper_protocol():
+    df = _grid(mults=(5, 10, 20, 40, 80, 320), groups=("A",))
+    roles = protocols.table_roles(df, NOGROUP, error_fit=False)
+    fit = df[roles == "loss_fit"]
+    assert sorted(zip(fit["N"], fit["M"])) == [(1, 20), (1, 320), (2, 20), (3, 20), (4, 20)]
+    # the paper's error-law run (5th size at M=20) is neither fitted nor a target here
+    assert roles[(df["N"] == 5) & (df["M"] == 20)].tolist() == ["unused"]
+    assert set(df.loc[roles == "target", "N"]) == {5, 6}
+    assert "error_fit" not in set(roles)
+
+
+def test_table_roles_adds_nearest_reference_run_of_next_size():
+    df = _design()
+    roles = protocols.table_roles(df, NOGROUP)
+    assert roles[roles == "error_fit"].index.tolist() == [6]  # size 3 at M=10, not the target
+    assert (roles[df["role"] == "fit"] == "loss_fit").all()
+    assert (roles[df["role"] == "target"] == "target").all()
+    assert roles.name == "role"
+    # without the error-law run, the recorded design alone
+    assert (protocols.table_roles(df, NOGROUP, error_fit=False)
+            == df["role"].map(protocols.RECORDED_ROLES)).all()
+
+
+def test_table_roles_prefers_exact_reference_M():
+    df = pd.concat([_design(), pd.DataFrame({"N": [3], "M": [20], "role": ["grid"],
+                                             "run_id": ["n3_M20"]})], ignore_index=True)
+    roles = protocols.table_roles(df, NOGROUP)
+    assert df.loc[roles == "error_fit", "run_id"].tolist() == ["n3_M20"]
+
+
+def test_table_roles_per_group_and_without_role_column():
+    df = pd.concat([_design().assign(train_set="A"), _design().assign(train_set="B")],
+                   ignore_index=True)
+    roles = protocols.table_roles(df)
+    assert (roles == "error_fit").sum() == 2
+    plain = df.drop(columns="role")
+    assert protocols.table_roles(plain).equals(protocols.assign_roles(plain))
+    assert (protocols.table_roles(df, protocols.Protocol(n_error_extra_shapes=0))
+            != "error_fit").all()
+
+
+def test_table_roles_on_a_partial_table_uses_the_full_design():
+    design = _design()
+    partial = design.iloc[[0, 3, 5]].drop(columns="role").assign(extra=1.0)
+    partial = pd.concat([partial, pd.DataFrame({"run_id": ["not_planned"], "N": [9], "M": [20]})],
+                        ignore_index=True)
+    roles = protocols.table_roles(partial, NOGROUP, design=design)
+    # n3_M5 is not the error-law run of the full design (n3_M10 is), although it is the only
+    # size-3 run present
+    assert roles.tolist() == ["loss_fit", "loss_fit", "unused", "unused"]
+    full = protocols.table_roles(design.drop(columns="role"), NOGROUP, design=design)
+    assert full.tolist() == protocols.table_roles(design, NOGROUP).tolist()
+    with pytest.raises(KeyError, match="run_id"):
+        protocols.table_roles(partial.drop(columns="run_id"), NOGROUP, design=design)
+
+
+@pytest.mark.parametrize("bad", ["train", "holdout"])
+def test_table_roles_rejects_unknown_recorded_role(bad):
+    df = _design()
+    df.loc[3, "role"] = bad
+    with pytest.raises(ValueError, match=f"unknown role.*{bad}"):
+        protocols.table_roles(df, NOGROUP)
+    with pytest.raises(ValueError, match=f"unknown role.*{bad}"):
+        protocols.table_roles(df, error_fit=False)
+
+
 def test_docstring_examples():
     import doctest
 
