@@ -39,7 +39,7 @@ True
 >>> testbeds.get_testbed("nope")
 Traceback (most recent call last):
 ...
-KeyError: "unknown testbed 'nope'; known testbeds: cpu-tiny, gpu-small"
+KeyError: "unknown testbed 'nope'; known testbeds: cpu-isoflop, cpu-tiny, gpu-small"
 """
 
 from __future__ import annotations
@@ -296,8 +296,12 @@ def _gpu_small() -> Testbed:
 
 
 def known_testbeds() -> dict[str, Testbed]:
-    """All named testbeds, by name."""
-    return {tb.name: tb for tb in (_cpu_tiny(), _gpu_small())}
+    """All named testbeds, by name (the IsoFLOP design of :mod:`scaling_lib.isoflop` included)."""
+    from scaling_lib.isoflop import cpu_isoflop_design  # imported here: isoflop builds on this module
+
+    cpu_tiny = _cpu_tiny()
+    testbeds = (cpu_tiny, _gpu_small(), cpu_isoflop_design(hparams_from=cpu_tiny))
+    return {tb.name: tb for tb in testbeds}
 
 
 def get_testbed(name: str) -> Testbed:
