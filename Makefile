@@ -23,11 +23,11 @@ assets:
 corpora: env
 	$(PY) -m scaling_lib.corpora ensure
 
-# Chapters are executed in cache mode, keyed on their source; the run tables they read live in
-# data/, so a change there (a sweep that finished more runs) clears the execution cache.
+# Chapters are executed in cache mode, keyed on their source only; the run tables they read (data/)
+# and the library they call (scaling_lib/) can change too, and a change there clears the cache.
 book: env assets corpora
-	@if [ -d _build ] && { [ ! -f _build/.data-stamp ] || [ -n "$$(find data -newer _build/.data-stamp -print -quit)" ]; }; then \
-		echo "book: data/ changed since the last build; chapters will be executed again"; rm -rf _build/.jupyter_cache _build/.doctrees; fi
+	@if [ -d _build ] && { [ ! -f _build/.data-stamp ] || [ -n "$$(find data scaling_lib -type f ! -name '*.pyc' -newer _build/.data-stamp -print -quit)" ]; }; then \
+		echo "book: data/ or scaling_lib/ changed since the last build; chapters will be executed again"; rm -rf _build/.jupyter_cache _build/.doctrees; fi
 	$(VENV)/bin/jupyter-book build . --builder html -W --keep-going
 	@touch _build/.data-stamp
 	@echo "book: open _build/html/index.html"

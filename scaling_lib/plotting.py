@@ -278,8 +278,14 @@ def loss_vs_compute(df, loss, *, result=None, roles=None, ax=None, extend=1.5, t
         grid = pd.DataFrame({"N": N, "M": m, "D": m * N, "flops": C})
         pred = result.predict(grid, interval=None)["pred"].to_numpy()
         ax.plot(C, pred, color=color, alpha=0.85, zorder=2)
-    _scatter(ax, order["flops"].to_numpy(), order[loss].to_numpy(), point_colors, role_arr)
+    y = order[loss].to_numpy()
+    _scatter(ax, order["flops"].to_numpy(), y, point_colors, role_arr)
     ax.set(xscale="log", yscale="log", xlabel=label("flops"), ylabel=label(loss))
+    # The axis follows the measured losses, so a fitted curve that runs far off
+    # outside the data (a poor fit, a long extrapolation) is clipped, not shown whole.
+    lo, hi = np.nanmin(y), np.nanmax(y)
+    pad = (hi / lo) ** 0.08
+    ax.set_ylim(lo / pad, hi * pad)
     ax.yaxis.set_minor_formatter(mpl.ticker.FormatStrFormatter("%.1f"))
     ax.yaxis.set_major_formatter(mpl.ticker.FormatStrFormatter("%.1f"))
     if title:
