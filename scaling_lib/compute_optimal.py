@@ -240,6 +240,8 @@ def isoflop_optima(
     n_boot: int = 200,
     seed: int = 0,
     level: float = 0.95,
+    resample: str = "residuals",
+    replicates_inside: bool = True,
 ) -> IsoFLOPOptima:
     """Chinchilla approach 2: parabola of the loss in ``ln N`` per IsoFLOP group.
 
@@ -262,11 +264,24 @@ def isoflop_optima(
         Parameter count and compute columns under one convention (``N`` and
         ``flops`` for ``6ND``; see :func:`convention_columns`).
     n_boot : int
-        Bootstrap replicates (runs resampled with replacement within each
-        group, the same replicate index for every group); 0 for none.
+        Bootstrap replicates (the same replicate index for every group); 0
+        for none.
     seed : int
     level : float
         Central probability of the intervals ``N_lo``/``N_hi``.
+    resample : {"residuals", "runs"}
+        ``"residuals"`` (fixed design, the default): every replicate keeps the
+        group's sizes and adds to the fitted parabola its residuals drawn with
+        replacement, inflated by ``sqrt(n / (n - 3))`` for the three fitted
+        coefficients (Efron and Tibshirani 1994, Sec. 9.5). ``"runs"``: runs
+        resampled with replacement within each group; with five or six runs
+        a replicate often keeps three sizes on one side of the minimum, and
+        its vertex (and the interval) can run far outside the sampled range.
+    replicates_inside : bool
+        Count a replicate whose vertex lies outside the group's range of
+        ``ln N`` as having no minimum (an extrapolated vertex is not an
+        estimate of the optimum). The intervals are then conditional on an
+        interior minimum; ``boot_ok`` says how many replicates remained.
 
     Returns
     -------
@@ -290,6 +305,8 @@ def isoflop_optima(
     _need(df, [group, target, n_col, flops_col], "isoflop_optima")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
+    if resample not in ("residuals", "runs"):
+        raise ValueError(f"resample must be 'residuals' or 'runs', got {resample!r}")
     rng = np.random.default_rng(seed)
     rows, boot_rows, parabolas = [], [], {}
     groups = list(pd.unique(df[group]))
@@ -319,8 +336,16 @@ def isoflop_optima(
         for g in groups:
             x, y, lc = data[g]
             idx = rng.integers(0, x.size, x.size)
+            if resample == "runs":
+                xb, yb, lcb = x[idx], y[idx], lc[idx]
+            else:
+                fitted = parabolas[g](x)
+                scale = math.sqrt(x.size / (x.size - 3)) if x.size > 3 else 0.0
+                xb, yb, lcb = x, fitted + scale * (y - fitted)[idx], lc
             try:
-                par, lc_opt = _group_optimum(x[idx], y[idx], lc[idx])
+                par, lc_opt = _group_optimum(xb, yb, lcb)
+                if replicates_inside and not par.inside:
+                    raise ComputeOptimalError("vertex outside the sampled sizes")
                 n_opt, d_opt = math.exp(par.x_opt), math.exp(lc_opt - par.x_opt) / 6.0
                 c_opt = math.exp(lc_opt)
             except (ComputeOptimalError, np.linalg.LinAlgError, OverflowError):
@@ -540,12 +565,15 @@ def convention_columns(df: pd.DataFrame, convention: str, shape_of: Callable | N
 
 def exponents_by_convention(df: pd.DataFrame, conventions=None, group: str = "budget", target: str = "loss_en",
                             tokens_col: str = "D", shape_of: Callable | None = None, n_boot: int = 200,
-                            seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+                            seed: int = 0, level: float = 0.95, resample: str = "residuals",
+                            replicates_inside: bool = True) -> pd.DataFrame:
     """Approach 2 refitted with ``N`` and ``C`` recounted under each FLOP convention.
 
     The same runs and groups each time; only the counting changes
     (:func:`convention_columns`), so the spread of the exponents shows how
     much the convention alone moves them (Porian et al. 2024, Sec. 3.1).
+    ``n_boot``, ``seed``, ``level``, ``resample`` and ``replicates_inside`` go to
+    :func:`isoflop_optima`.
 
     Returns
     -------
@@ -570,7 +598,8 @@ def exponents_by_convention(df: pd.DataFrame, conventions=None, group: str = "bu
     for conv in conventions or counting.FLOP_CONVENTIONS:
         recount = convention_columns(df, conv, shape_of=shape_of, tokens_col=tokens_col)
         opt = isoflop_optima(recount, group=group, target=target, n_col="N_eff", flops_col="C",
-                             n_boot=n_boot, seed=seed, level=level)
+                             n_boot=n_boot, seed=seed, level=level, resample=resample,
+                             replicates_inside=replicates_inside)
         ex = optimum_exponents(opt)
         rows.append({"convention": conv,
                      "a": ex["a"].exponent, "a_lo": ex["a"].exponent_lo, "a_hi": ex["a"].exponent_hi,

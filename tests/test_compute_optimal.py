@@ -95,6 +95,47 @@ def test_isoflop_bootstrap_interval_covers_truth_and_is_deterministic():
     assert ex["a"].exponent_hi - ex["a"].exponent_lo < 0.3
 
 
+@pytest.mark.parametrize("resample", ["residuals", "runs"])
+def test_isoflop_bootstrap_schemes_cover_truth(resample):
+    budgets = [1e12, 3e12, 9e12, 2.7e13]
+    df = isoflop_grid(budgets, span=1.0, noise=0.01, seed=5)
+    ex = co.optimum_exponents(co.isoflop_optima(df, n_boot=100, seed=2, resample=resample))
+    assert ex["a"].exponent_lo < A_TRUE < ex["a"].exponent_hi
+
+
+def test_residual_bootstrap_keeps_the_design_and_collapses_without_noise():
+    budgets = [1e12, 3e12, 9e12]
+    exact = co.isoflop_optima(isoflop_grid(budgets, span=1.0), n_boot=20, resample="residuals")
+    # a parabola does not fit the true profile exactly, so residuals are tiny but not zero
+    width = (exact.table["N_hi"] - exact.table["N_lo"]) / exact.table["N_opt"]
+    assert (width < 0.05).all()
+    noisy = isoflop_grid(budgets, span=1.0, noise=0.02, seed=4)
+    by_runs = co.isoflop_optima(noisy, n_boot=200, seed=0, resample="runs").table
+    by_res = co.isoflop_optima(noisy, n_boot=200, seed=0, resample="residuals").table
+    # with the sizes fixed, every replicate keeps a vertex near the sampled range
+    assert (by_res["N_lo"] > 0.2 * by_res["N_opt"]).all()
+    assert ((by_res["N_hi"] - by_res["N_lo"]) <= (by_runs["N_hi"] - by_runs["N_lo"]) * 1.5).all()
+
+
+def test_replicates_outside_the_sampled_sizes_are_dropped():
+    # one group whose minimum sits at the edge of its sizes: many replicates extrapolate
+    N = np.logspace(4, 5, 6)
+    rng = np.random.default_rng(0)
+    loss = 3 + 0.05 * np.log(N / N[0]) ** 2 + rng.normal(0, 0.02, N.size)
+    df = pd.DataFrame({"budget": 1e12, "N": N, "flops": 1e12, "loss_en": loss})
+    kept = co.isoflop_optima(df, n_boot=200, seed=0)
+    loose = co.isoflop_optima(df, n_boot=200, seed=0, replicates_inside=False)
+    assert kept.table["boot_ok"][0] < loose.table["boot_ok"][0]
+    inside = kept.boot["N_opt"].dropna()
+    assert ((inside >= N.min() * (1 - 1e-9)) & (inside <= N.max() * (1 + 1e-9))).all()
+    assert (loose.boot["N_opt"].dropna() < N.min()).any()
+
+
+def test_isoflop_bad_resample():
+    with pytest.raises(ValueError, match="resample must be"):
+        co.isoflop_optima(isoflop_grid([1e12, 3e12]), resample="jackknife")
+
+
 def test_isoflop_group_compute_is_read_at_the_optimum():
     # a group whose recounted compute rises with N: C at the vertex follows the line of ln C in ln N
     N = np.logspace(4, 6, 5)
