@@ -20,12 +20,12 @@ therefore favour runs whose curve ends near the compute considered.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from scaling_lib.compute_optimal import ComputeOptimalError, _need
+from scaling_lib.records import record_paths
 
 
 def load_curves(path, loss_key: str = "loss_en") -> pd.DataFrame:
@@ -53,13 +53,12 @@ def load_curves(path, loss_key: str = "loss_en") -> pd.DataFrame:
     ComputeOptimalError
         A record without a curve or parameter counts (names the file).
     """
-    root = Path(path)
-    runs_dir = root / "runs" if (root / "runs").is_dir() else root
-    if not runs_dir.is_dir():
-        raise FileNotFoundError(f"load_curves: no directory {runs_dir}")
-    files = sorted(runs_dir.glob("*.json"))
+    try:
+        files = record_paths(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"load_curves: no directory {path}") from None
     if not files:
-        raise FileNotFoundError(f"load_curves: no run records (*.json) in {runs_dir}")
+        raise FileNotFoundError(f"load_curves: no run records (*.json) in {path}")
     rows = []
     for f in files:
         try:
