@@ -195,15 +195,18 @@ def _label(g) -> str:
     return str(g.item() if isinstance(g, np.generic) else g)
 
 
-def _group_optimum(x: np.ndarray, y: np.ndarray, log_c: np.ndarray):
-    """Vertex of the parabola of ``y`` in ``x`` and ``ln C`` there (linear in ``x``)."""
-    par = fit_parabola(x, y)
+def _log_c_line(x: np.ndarray, log_c: np.ndarray) -> tuple[float, float]:
+    """``(slope, intercept)`` of ``ln C`` as a straight line in ``x = ln N`` (flat for an iso-FLOP group)."""
     if np.ptp(log_c) > 0:
         slope, icpt = np.polyfit(x, log_c, 1)
-        lc = icpt + slope * par.x_opt
-    else:
-        lc = float(log_c[0])
-    return par, lc
+        return float(slope), float(icpt)
+    return 0.0, float(log_c[0])
+
+
+def _group_optimum(x: np.ndarray, y: np.ndarray, line: tuple[float, float]):
+    """Vertex of the parabola of ``y`` in ``x`` and ``ln C`` there, read off ``line``."""
+    par = fit_parabola(x, y)
+    return par, line[1] + line[0] * par.x_opt
 
 
 @dataclass(frozen=True)
@@ -324,26 +327,28 @@ def isoflop_optima(
                 f"for run(s) {[ids[i] for i in np.flatnonzero(bad)][:5]}")
         x, lc = np.log(n), np.log(c)
         try:
-            par, lc_opt = _group_optimum(x, y, lc)
+            line = _log_c_line(x, lc)
+            par, lc_opt = _group_optimum(x, y, line)
         except ComputeOptimalError as exc:
             raise ComputeOptimalError(f"isoflop_optima: group {_label(g)}: {exc}") from None
         parabolas[g] = par
-        data[g] = (x, y, lc)
+        fitted = par(x)
+        scale = math.sqrt(x.size / (x.size - 3)) if x.size > 3 else 0.0
+        data[g] = (x, y, lc, line, fitted, scale * (y - fitted))
         rows.append({"group": g, "C": math.exp(lc_opt), "n_runs": int(x.size),
                      "N_opt": math.exp(par.x_opt), "D_opt": math.exp(lc_opt - par.x_opt) / 6.0,
                      "loss_opt": par.y_opt, "inside": par.inside})
     for b in range(int(n_boot)):
         for g in groups:
-            x, y, lc = data[g]
+            x, y, lc, line, fitted, resid = data[g]
             idx = rng.integers(0, x.size, x.size)
-            if resample == "runs":
-                xb, yb, lcb = x[idx], y[idx], lc[idx]
-            else:
-                fitted = parabolas[g](x)
-                scale = math.sqrt(x.size / (x.size - 3)) if x.size > 3 else 0.0
-                xb, yb, lcb = x, fitted + scale * (y - fitted)[idx], lc
             try:
-                par, lc_opt = _group_optimum(xb, yb, lcb)
+                if resample == "runs":  # the sizes change, and so does the line of ln C
+                    xb, yb = x[idx], y[idx]
+                    line_b = _log_c_line(xb, lc[idx])
+                else:  # fixed design: the sizes and the line of ln C stay
+                    xb, yb, line_b = x, fitted + resid[idx], line
+                par, lc_opt = _group_optimum(xb, yb, line_b)
                 if replicates_inside and not par.inside:
                     raise ComputeOptimalError("vertex outside the sampled sizes")
                 n_opt, d_opt = math.exp(par.x_opt), math.exp(lc_opt - par.x_opt) / 6.0
