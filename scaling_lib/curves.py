@@ -1,6 +1,6 @@
 """Training curves: loading them from sweep records, IsoFLOP groups and the envelope (approach 1).
 
-A sweep (:mod:`scaling_lib.sweep`) stores each run's validation curve
+A sweep (:mod:`scaling_lib.training.sweep`) stores each run's validation curve
 (loss at evenly spaced steps) in ``runs/<run_id>.json``; :func:`load_curves`
 reads them into one long table. From the curves:
 
@@ -35,7 +35,7 @@ def load_curves(path, loss_key: str = "loss_en") -> pd.DataFrame:
     ----------
     path : str or path-like
         A testbed directory holding ``runs/<run_id>.json`` (as written by
-        :mod:`scaling_lib.sweep`), or the ``runs`` directory itself.
+        :mod:`scaling_lib.training.sweep`), or the ``runs`` directory itself.
     loss_key : str
         Curve field to read.
 

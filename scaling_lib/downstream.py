@@ -55,8 +55,8 @@ def design_table(testbed):
 
     Examples
     --------
-    >>> from scaling_lib import testbeds
-    >>> design = design_table(testbeds.get_testbed("cpu-tiny"))
+    >>> from scaling_lib import designs
+    >>> design = design_table(designs.get_testbed("cpu-tiny"))
     >>> sorted(design.loc[design["role"] == "target", "run_id"])
     ['s5_M40_s0', 's6_M20_s0']
     """

@@ -18,12 +18,13 @@ Two variant families serve Porian et al.'s (2024) analyses:
 
 :func:`estimate_cost` predicts the wall time from measured single-thread
 throughputs; :class:`IsoFLOPTestbed` turns the design into a
-:class:`scaling_lib.testbeds.Testbed` that :func:`scaling_lib.sweep.run_sweep`
+:class:`scaling_lib.testbeds.Testbed` that :func:`scaling_lib.training.sweep.run_sweep`
 trains as it is, with per-run learning rates and warmups.
 
-Command line (prints the plan and its estimated cost; ``--run`` trains it)::
+Command line (prints the plan and its estimated cost; the sweep trains it with
+``python -m scaling_lib.training.sweep --testbed cpu-isoflop --workers 2 --no-evals``)::
 
-    python -m scaling_lib.isoflop [--run --workers 2 --corpus-cache DIR]
+    python -m scaling_lib.isoflop [--workers 2] [--load-factor 0.5]
 
 Examples
 --------
@@ -49,7 +50,7 @@ import pandas as pd
 from scaling_lib import counting
 from scaling_lib import testbeds as _testbeds
 from scaling_lib.testbeds import RunSpec, Shape
-from scaling_lib.train import TrainConfig
+from scaling_lib.configs import TrainConfig
 
 WARMUP_KINDS = ("run_fraction", "fixed")
 """Warmup rules: a fraction of the run's own steps, or a fixed number of steps."""
@@ -220,8 +221,38 @@ def throughput(N, table=SINGLE_THREAD_THROUGHPUT) -> np.ndarray:
     return np.exp(np.interp(np.log(np.atleast_1d(np.asarray(N, dtype=float))), np.log(tn), np.log(tt)))
 
 
+@dataclass(frozen=True)
+class CostEstimate:
+    """Predicted cost of a design (:func:`estimate_cost`).
+
+    Attributes
+    ----------
+    per_run : pandas.DataFrame
+        The design table (:meth:`IsoFLOPTestbed.table`) with the predicted
+        seconds of each run in ``est_s``.
+    worker_s : float
+        Sum of ``est_s``: worker-seconds of the whole design.
+    by_purpose : dict
+        Worker-seconds per purpose (``isoflop``, ``warmup``, ``lr_sweep``).
+    wall_h : float
+        Hours on ``workers`` workers, longest run first onto the least loaded one.
+    workers : int
+    """
+
+    per_run: pd.DataFrame
+    worker_s: float
+    by_purpose: dict
+    wall_h: float
+    workers: int
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{k} {v:.0f}" for k, v in self.by_purpose.items())
+        return (f"{len(self.per_run)} runs; {self.worker_s:.0f} worker-seconds ({parts}); "
+                f"about {self.wall_h:.2f} h on {self.workers} workers")
+
+
 def estimate_cost(testbed: IsoFLOPTestbed, table=SINGLE_THREAD_THROUGHPUT, load_factor: float = 0.5,
-                  overhead_s: float = 15.0, workers: int = 2) -> dict:
+                  overhead_s: float = 15.0, workers: int = 2) -> CostEstimate:
     """Predicted wall time of a design from measured throughput.
 
     Parameters
@@ -237,10 +268,7 @@ def estimate_cost(testbed: IsoFLOPTestbed, table=SINGLE_THREAD_THROUGHPUT, load_
 
     Returns
     -------
-    dict
-        ``per_run`` (the design table with ``est_s``), ``worker_s`` (sum),
-        ``by_purpose`` (worker-seconds per purpose), ``wall_h`` (longest-first
-        schedule on ``workers`` workers, in hours).
+    CostEstimate
     """
     if not 0 < load_factor <= 1:
         raise ValueError(f"load_factor must be in (0, 1], got {load_factor}")
@@ -249,8 +277,9 @@ def estimate_cost(testbed: IsoFLOPTestbed, table=SINGLE_THREAD_THROUGHPUT, load_
     finish = np.zeros(max(1, int(workers)))
     for s in sorted(t["est_s"], reverse=True):  # longest first onto the least loaded worker
         finish[np.argmin(finish)] += s
-    return {"per_run": t, "worker_s": float(t["est_s"].sum()),
-            "by_purpose": t.groupby("purpose")["est_s"].sum().to_dict(), "wall_h": float(finish.max() / 3600)}
+    return CostEstimate(per_run=t, worker_s=float(t["est_s"].sum()),
+                        by_purpose=t.groupby("purpose")["est_s"].sum().to_dict(),
+                        wall_h=float(finish.max() / 3600), workers=len(finish))
 
 
 CPU_LADDER = (
@@ -285,7 +314,7 @@ def cpu_isoflop_design(
     lr_scales=(0.5, 2.0),
     lr_every: int = 2,
     name: str = "cpu-isoflop",
-    hparams_from="cpu-tiny",
+    hparams_from: _testbeds.Testbed | None = None,
 ) -> IsoFLOPTestbed:
     """The IsoFLOP sweep for two CPU workers.
 
@@ -312,19 +341,23 @@ def cpu_isoflop_design(
         Sweep the learning rate of every ``lr_every``-th ladder shape
         (smallest first) that appears in the grid.
     name : str
-    hparams_from : str or scaling_lib.testbeds.Testbed
-        The testbed (or its name for :func:`scaling_lib.testbeds.get_testbed`)
-        whose vocabulary, context, batch, learning-rate rule, schedule floor
-        and weight decay the design copies, so that the two sweeps differ
-        only in their grids and warmups. Pass the object when building the
-        design inside ``testbeds.known_testbeds`` (a name would recurse).
+    hparams_from : scaling_lib.testbeds.Testbed or None
+        The testbed whose vocabulary, context, batch, learning-rate rule,
+        schedule floor and weight decay the design copies, so that the two
+        sweeps differ only in their grids and warmups; ``None`` means
+        :func:`scaling_lib.testbeds.cpu_tiny`.
 
     Returns
     -------
     IsoFLOPTestbed
         Main-grid warmup 10% of each run's steps.
     """
-    ref = _testbeds.get_testbed(hparams_from) if isinstance(hparams_from, str) else hparams_from
+    if hparams_from is None:
+        hparams_from = _testbeds.cpu_tiny()
+    if not isinstance(hparams_from, _testbeds.Testbed):
+        raise TypeError(f"cpu_isoflop_design: hparams_from must be a Testbed or None, got {hparams_from!r} "
+                        "(look a design up by name with scaling_lib.designs.get_testbed)")
+    ref = hparams_from
     shared = {k: getattr(ref, k) for k in ("vocab_size", "seq_len", "batch_size", "base_lr", "base_width",
                                             "lr_width_exponent", "min_lr_ratio", "weight_decay",
                                             "train_split", "val_split", "eval_points", "eval_seqs")}
@@ -377,27 +410,17 @@ def design_frame(testbed: IsoFLOPTestbed) -> pd.DataFrame:
 
 
 def main(argv=None) -> int:
-    """Print the design and its estimated cost; with ``--run``, train it with :mod:`scaling_lib.sweep`."""
+    """Print the design and its estimated cost (the sweep of :mod:`scaling_lib.training.sweep` trains it)."""
     parser = argparse.ArgumentParser(prog="python -m scaling_lib.isoflop", description=__doc__.split("\n")[0])
-    parser.add_argument("--run", action="store_true", help="train the design (default: print the plan)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--corpus-cache", default=None)
     parser.add_argument("--load-factor", type=float, default=0.5)
     args = parser.parse_args(argv)
     tb = cpu_isoflop_design()
     cost = estimate_cost(tb, load_factor=args.load_factor, workers=args.workers)
     with pd.option_context("display.width", 160, "display.max_rows", 200):
-        print(cost["per_run"].round(4).to_string(index=False))
-    print(f"{len(tb.runs)} runs; {cost['worker_s']:.0f} worker-seconds "
-          f"({', '.join(f'{k} {v:.0f}' for k, v in cost['by_purpose'].items())}); "
-          f"about {cost['wall_h']:.2f} h on {args.workers} workers")
-    if args.run:
-        from scaling_lib import sweep
-
-        paths = sweep.SweepPaths.default(tb.name, args.corpus_cache)
-        summary = sweep.run_sweep(tb, paths, workers=args.workers, evaluate=False,
-                                  log=lambda msg: print(msg, flush=True))
-        return 1 if summary["failed"] else 0
+        print(cost.per_run.round(4).to_string(index=False))
+    print(cost)
+    print(f"train it with: python -m scaling_lib.training.sweep --testbed {tb.name} --workers {args.workers} --no-evals")
     return 0
 
 

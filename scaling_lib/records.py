@@ -1,6 +1,6 @@
 """Per-run bookkeeping of a sweep (wall time, throughput, device) as a table.
 
-A sweep (:mod:`scaling_lib.sweep`) writes one JSON record per finished run to
+A sweep (:mod:`scaling_lib.training.sweep`) writes one JSON record per finished run to
 ``<testbed dir>/runs/<run_id>.json``: the run's configuration, its validation
 curve (read by :func:`scaling_lib.curves.load_curves`), the final
 evaluations, the training and evaluation wall times, the device, the number

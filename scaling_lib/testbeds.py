@@ -2,7 +2,7 @@
 
 A :class:`Testbed` lists model shapes, the runs to train (shape, multiplier
 ``M = D / N``, seed, role) and the per-size hyperparameter rule.  The sweep
-(:mod:`scaling_lib.sweep`) trains every run of a testbed; the fitting chapters
+(:mod:`scaling_lib.training.sweep`) trains every run of a testbed; the fitting chapters
 select runs from the resulting run table with queries, the ``role`` column
 only records the design intent:
 
@@ -33,13 +33,12 @@ Hyperparameter rule (the same for every run of a testbed)
 Examples
 --------
 >>> from scaling_lib import testbeds
->>> tb = testbeds.get_testbed("cpu-tiny")
->>> len(tb.runs) >= 30
-True
->>> testbeds.get_testbed("nope")
-Traceback (most recent call last):
-...
-KeyError: "unknown testbed 'nope'; known testbeds: cpu-isoflop, cpu-tiny, gpu-small"
+>>> tb = testbeds.cpu_tiny()
+>>> len(tb.runs), tb.runs[0].run_id
+(31, 's1_M5_s0')
+
+Every named design, the IsoFLOP sweep of :mod:`scaling_lib.isoflop` included, is
+looked up by name with :func:`scaling_lib.designs.get_testbed`.
 """
 
 from __future__ import annotations
@@ -47,8 +46,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from scaling_lib.model import GPTConfig
-from scaling_lib.train import TrainConfig
+from scaling_lib.configs import GPTConfig, TrainConfig
 
 ROLES = ("fit", "target", "grid")
 
@@ -114,7 +112,7 @@ class Testbed:
         Warmup as a fraction of the shape's ``M = 20`` step count.
     min_lr_ratio, weight_decay : float
     train_split, val_split : str
-        Corpus splits (see :mod:`scaling_lib.corpora`).
+        Corpus splits (see :mod:`scaling_lib.training.corpora`).
     eval_points, eval_seqs : int
         Validation curve resolution and slice size during training.
     checkpoint_every_s : float
@@ -183,7 +181,7 @@ class Testbed:
 
         Examples
         --------
-        >>> tb = get_testbed("cpu-tiny")
+        >>> tb = cpu_tiny()
         >>> cfg = tb.train_config(tb.runs[0])
         >>> cfg.tokens == tb.tokens(tb.runs[0])
         True
@@ -217,7 +215,8 @@ def _grid(shape: str, multipliers, role: str = "grid", seed: int = 0) -> list[Ru
     return [RunSpec(shape, m, seed=seed, role=role) for m in multipliers]
 
 
-def _cpu_tiny() -> Testbed:
+def cpu_tiny() -> Testbed:
+    """The cpu-tiny design: six shapes from 63k to 1.05M parameters, 31 runs (see its data card)."""
     shapes = (
         Shape("s1", 24, 2, 2),   # 63k parameters
         Shape("s2", 32, 2, 2),   # 91k
@@ -256,7 +255,8 @@ def _cpu_tiny() -> Testbed:
     )
 
 
-def _gpu_small() -> Testbed:
+def gpu_small() -> Testbed:
+    """The gpu-small design: six shapes from 1.05M to 33M parameters for one GPU."""
     shapes = (
         Shape("g1", 128, 4, 8),    # 1.05M parameters
         Shape("g2", 160, 5, 10),   # 1.9M
@@ -293,20 +293,3 @@ def _gpu_small() -> Testbed:
         eval_points=20,
         eval_seqs=64,
     )
-
-
-def known_testbeds() -> dict[str, Testbed]:
-    """All named testbeds, by name (the IsoFLOP design of :mod:`scaling_lib.isoflop` included)."""
-    from scaling_lib.isoflop import cpu_isoflop_design  # imported here: isoflop builds on this module
-
-    cpu_tiny = _cpu_tiny()
-    testbeds = (cpu_tiny, _gpu_small(), cpu_isoflop_design(hparams_from=cpu_tiny))
-    return {tb.name: tb for tb in testbeds}
-
-
-def get_testbed(name: str) -> Testbed:
-    """The testbed called ``name``; an unknown name raises ``KeyError`` listing the known ones."""
-    known = known_testbeds()
-    if name not in known:
-        raise KeyError(f"unknown testbed {name!r}; known testbeds: {', '.join(sorted(known))}")
-    return known[name]

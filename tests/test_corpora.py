@@ -1,4 +1,4 @@
-"""Tests of scaling_lib.corpora on small fixture sources written to tmp_path (offline)."""
+"""Tests of scaling_lib.training.corpora on small fixture sources written to tmp_path (offline)."""
 
 import dataclasses
 import io
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scaling_lib import corpora as C
-from scaling_lib import tokenizer as tk
+from scaling_lib.training import corpora as C
+from scaling_lib.training import tokenizer as tk
 
 WORDS = ("the of and a to in is was he for it with as his on be at by had not are but from or have "
          "an they which one you were her all she there would their we him been has when who will more "
@@ -177,9 +177,9 @@ def test_load_texts_source_filter(built):
 
 
 def test_missing_corpus_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"'val_en' not built.*python -m scaling_lib.corpora build"):
+    with pytest.raises(FileNotFoundError, match=r"'val_en' not built.*python -m scaling_lib.training.corpora build"):
         C.load_tokens("val_en", tmp_path)
-    with pytest.raises(FileNotFoundError, match="python -m scaling_lib.corpora build"):
+    with pytest.raises(FileNotFoundError, match="python -m scaling_lib.training.corpora build"):
         C.split_stats("train_en", tmp_path)
     with pytest.raises(FileNotFoundError, match="'heldout_en' not built"):
         C.load_texts("heldout_en", tmp_path)

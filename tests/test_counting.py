@@ -12,16 +12,9 @@ from scaling_lib import counting, runs
 from scaling_lib.counting import TransformerShape, param_counts, training_flops
 
 
-def _models_dir() -> Path:
-    root = runs.default_openlm_path()
-    for candidate in (root / "models", root / "exp_data" / "models"):
-        if candidate.is_dir():
-            return candidate
-    return root / "models"
+from conftest import OPENLM, needs_openlm
 
-
-MODELS = _models_dir()
-needs_openlm = pytest.mark.skipif(not MODELS.is_dir(), reason=f"published testbed not found at {MODELS}")
+MODELS = OPENLM / "models"
 
 
 # ----------------------------------------------------------------------------- published counts

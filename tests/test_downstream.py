@@ -31,8 +31,8 @@ def _runs(n=12, seed=0, n_tasks=6, noise=0.02, flat=("err_flat",)):
 
 
 def test_design_table_matches_testbed():
-    from scaling_lib import testbeds
-    tb = testbeds.get_testbed("cpu-tiny")
+    from scaling_lib import designs
+    tb = designs.get_testbed("cpu-tiny")
     design = downstream.design_table(tb)
     assert len(design) == len(tb.runs)
     assert_allclose(design["D"] / design["N"], design["M"], rtol=1e-3)

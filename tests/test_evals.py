@@ -1,4 +1,4 @@
-"""Tests for scaling_lib.evals: loss intervals, bits per byte, multiple-choice scoring."""
+"""Tests for scaling_lib.training.evals: loss intervals, bits per byte, multiple-choice scoring."""
 
 import math
 import sys
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from scaling_lib import evals, tasks
-from scaling_lib.tokenizer import eot_id, train_tokenizer
+from scaling_lib.training import evals, tasks
+from scaling_lib.training.tokenizer import eot_id, train_tokenizer
 
 SENTENCES = [
     "The old man walked slowly toward the quiet harbour in the morning.",

@@ -11,9 +11,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 from scaling_lib import fit, laws, runs
 from scaling_lib.laws import Law
 
-OPENLM = runs.default_openlm_path()
-needs_openlm = pytest.mark.skipif(not (OPENLM / "models").is_dir(),
-                                  reason=f"published testbed not found at {OPENLM}")
+from conftest import OPENLM, needs_openlm
 
 # ----------------------------------------------------------------------------- synthetic data
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from scaling_lib import counting, isoflop, sweep
+from scaling_lib import counting, isoflop
+from scaling_lib.training import sweep
 from scaling_lib.testbeds import RunSpec, Shape
 
 
@@ -71,13 +72,13 @@ def test_convention_sets_the_tokens():
 
 def test_cost_estimate(design):
     cost = isoflop.estimate_cost(design)
-    per = cost["per_run"]
+    per = cost.per_run
     assert_allclose(per["est_s"], per["D"] / (isoflop.throughput(per["N"]) * 0.5) + 15.0)
-    assert cost["worker_s"] / 2 / 3600 <= cost["wall_h"] <= cost["worker_s"] / 3600
-    assert set(cost["by_purpose"]) == {"isoflop", "warmup", "lr_sweep"}
-    assert cost["wall_h"] < 2.0  # the design targets about 1.5 hours on two workers
+    assert cost.worker_s / 2 / 3600 <= cost.wall_h <= cost.worker_s / 3600
+    assert set(cost.by_purpose) == {"isoflop", "warmup", "lr_sweep"}
+    assert cost.wall_h < 2.0  # the design targets about 1.5 hours on two workers
     faster = isoflop.estimate_cost(design, load_factor=1.0)
-    assert faster["worker_s"] < cost["worker_s"]
+    assert faster.worker_s < cost.worker_s
 
 
 def test_throughput_interpolates_and_clamps():
@@ -124,9 +125,9 @@ def test_bad_input():
 
 
 def test_hyperparameters_follow_the_reference_testbed(design):
-    from scaling_lib import testbeds
+    from scaling_lib import designs
 
-    ref = testbeds.get_testbed("cpu-tiny")
+    ref = designs.get_testbed("cpu-tiny")
     for key in ("base_lr", "base_width", "lr_width_exponent", "batch_size", "seq_len", "vocab_size",
                 "min_lr_ratio", "weight_decay", "train_split", "val_split"):
         assert getattr(design, key) == getattr(ref, key)
@@ -166,9 +167,9 @@ def test_sweep_trains_an_isoflop_testbed(tmp_path):
 
 
 def test_hyperparameters_from_a_testbed_object(design):
-    from scaling_lib import testbeds
+    from scaling_lib import designs
 
-    same = isoflop.cpu_isoflop_design(hparams_from=testbeds.get_testbed("cpu-tiny"))
+    same = isoflop.cpu_isoflop_design(hparams_from=designs.get_testbed("cpu-tiny"))
     assert same == design
-    with pytest.raises(KeyError, match="unknown testbed 'nope'"):
-        isoflop.cpu_isoflop_design(hparams_from="nope")
+    with pytest.raises(TypeError, match="hparams_from must be a Testbed"):
+        isoflop.cpu_isoflop_design(hparams_from="cpu-tiny")

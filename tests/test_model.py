@@ -1,4 +1,4 @@
-"""Tests for scaling_lib.model: parameter counts, causality, loss."""
+"""Tests for scaling_lib.training.model: parameter counts, causality, loss."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from scaling_lib import counting
-from scaling_lib.model import GPT, GPTConfig, lm_loss, swiglu_width
+from scaling_lib.training.model import GPT, GPTConfig, lm_loss, swiglu_width
 
 
 @pytest.mark.parametrize(

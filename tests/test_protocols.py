@@ -6,14 +6,7 @@ import pytest
 
 from scaling_lib import protocols, runs
 
-OPENLM = runs.default_openlm_path()
-needs_openlm = pytest.mark.skipif(not (OPENLM / "models").is_dir(),
-                                  reason=f"published testbed not found at {OPENLM}")
-
-
-@pytest.fixture(scope="module")
-def openlm():
-    return runs.load_openlm_testbed(OPENLM)
+from conftest import OPENLM, needs_openlm
 
 
 def _grid(sizes=(1.0, 2.0, 3.0, 4.0, 5.0, 6.0), mults=(5, 20, 80, 320), groups=("A", "B")):

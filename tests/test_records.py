@@ -78,7 +78,8 @@ def test_bad_records_name_file_and_field(tmp_path):
 
 def test_reads_a_real_sweep_record(tmp_path):
     """The module reads what the sweep writes (a tiny run through the public sweep API)."""
-    from scaling_lib import sweep, testbeds
+    from scaling_lib import testbeds
+    from scaling_lib.training import sweep
     from scaling_lib.testbeds import RunSpec, Shape
 
     cache = tmp_path / "corpus"

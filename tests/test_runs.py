@@ -9,9 +9,7 @@ import pytest
 
 from scaling_lib import runs
 
-OPENLM = runs.default_openlm_path()
-needs_openlm = pytest.mark.skipif(not (OPENLM / "models").is_dir(),
-                                  reason=f"published testbed not found at {OPENLM}")
+from conftest import OPENLM, needs_openlm
 
 
 def _table(**overrides):
@@ -22,11 +20,6 @@ def _table(**overrides):
 
 
 # ----------------------------------------------------------------------------- published testbed
-
-
-@pytest.fixture(scope="module")
-def openlm():
-    return runs.load_openlm_testbed(OPENLM)
 
 
 @needs_openlm

@@ -1,4 +1,4 @@
-"""Tests for scaling_lib.sweep and scaling_lib.testbeds."""
+"""Tests for scaling_lib.training.sweep and scaling_lib.testbeds."""
 
 import dataclasses
 import json
@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from scaling_lib import runs, sweep, testbeds
+from scaling_lib import designs, runs, testbeds
+from scaling_lib.training import sweep
 from scaling_lib.testbeds import RunSpec, Shape
 
 
@@ -98,7 +99,7 @@ def test_bad_shard(text):
 
 
 def test_plan_is_cheapest_first_and_shards_partition():
-    tb = testbeds.get_testbed("cpu-tiny")
+    tb = designs.get_testbed("cpu-tiny")
     full = sweep.plan(tb)
     costs = [tb.flops(r) for r in full]
     assert costs == sorted(costs)
@@ -107,7 +108,7 @@ def test_plan_is_cheapest_first_and_shards_partition():
 
 
 def test_cpu_tiny_design():
-    tb = testbeds.get_testbed("cpu-tiny")
+    tb = designs.get_testbed("cpu-tiny")
     assert len(tb.shapes) >= 5 and len(tb.runs) >= 30
     ms = [r.multiplier for r in tb.runs]
     assert min(ms) <= 5 and max(ms) >= 320
@@ -133,8 +134,8 @@ class Crash(Exception):
 
 
 def test_sweep_resumes_a_killed_run_from_its_checkpoint(tmp_path, corpus):
-    from scaling_lib.corpora import load_tokens
-    from scaling_lib.train import train
+    from scaling_lib.training.corpora import load_tokens
+    from scaling_lib.training.train import train
 
     tb = dataclasses.replace(fake_testbed(), checkpoint_every_s=0.0)  # a checkpoint after every step
     paths = paths_for(tmp_path, corpus)

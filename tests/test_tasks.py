@@ -1,4 +1,4 @@
-"""Tests for scaling_lib.tasks: construction, balance, determinism, caching, BIG-bench reading."""
+"""Tests for scaling_lib.training.tasks: construction, balance, determinism, caching, BIG-bench reading."""
 
 import io
 import json
@@ -9,8 +9,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from scaling_lib import tasks
-from scaling_lib.tokenizer import train_tokenizer
+from scaling_lib.training import tasks
+from scaling_lib.training.tokenizer import train_tokenizer
 
 # A small synthetic English: enough agreement words, articles and frequency spread.
 ADJ = ["old", "young", "small", "quiet", "brave", "tired", "honest", "early", "angry", "happy",

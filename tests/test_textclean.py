@@ -1,4 +1,4 @@
-"""Tests of scaling_lib.textclean: plain text out of the corpora's source formats."""
+"""Tests of scaling_lib.training.textclean: plain text out of the corpora's source formats."""
 
 import doctest
 import struct
@@ -6,7 +6,7 @@ import zlib
 
 import pytest
 
-from scaling_lib import textclean as tc
+from scaling_lib.training import textclean as tc
 
 
 def test_cleaning_helpers():

@@ -1,9 +1,9 @@
-"""Tests of scaling_lib.tokenizer: training, round trip, EOT joining, errors."""
+"""Tests of scaling_lib.training.tokenizer: training, round trip, EOT joining, errors."""
 
 import numpy as np
 import pytest
 
-from scaling_lib import tokenizer as tk
+from scaling_lib.training import tokenizer as tk
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog. " * 3,
@@ -61,7 +61,7 @@ def test_save_and_load(tok, tmp_path):
 
 
 def test_missing_tokenizer_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m scaling_lib.corpora build"):
+    with pytest.raises(FileNotFoundError, match="python -m scaling_lib.training.corpora build"):
         tk.load_tokenizer(tmp_path / "nothing")
 
 

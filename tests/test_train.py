@@ -1,4 +1,4 @@
-"""Tests for scaling_lib.train: loss falls, exact budget, resume, checkpoints, DDP."""
+"""Tests for scaling_lib.training.train: loss falls, exact budget, resume, checkpoints, DDP."""
 
 import dataclasses
 import os
@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from scaling_lib.model import GPTConfig
-from scaling_lib.train import (
+from scaling_lib.training.model import GPTConfig
+from scaling_lib.training.train import (
     CheckpointError,
     DataOrder,
     TrainConfig,
@@ -147,12 +147,12 @@ def test_corrupt_checkpoint_gives_clear_error(data, tmp_path):
 
 def test_checkpoint_of_other_config_is_refused(tmp_path):
     cfg = tiny_config()
-    save_checkpoint(tmp_path / "c.pt", {"format": "scaling_lib.train/1", "config": cfg.to_dict(), "step": 1})
+    save_checkpoint(tmp_path / "c.pt", {"format": "scaling_lib.training.train/1", "config": cfg.to_dict(), "step": 1})
     assert load_checkpoint(tmp_path / "c.pt", cfg)["step"] == 1
     with pytest.raises(CheckpointError, match="different TrainConfig"):
         load_checkpoint(tmp_path / "c.pt", dataclasses.replace(cfg, lr=1e-3))
     save_checkpoint(tmp_path / "d.pt", {"something": 1})
-    with pytest.raises(CheckpointError, match="is not a scaling_lib.train/1 checkpoint"):
+    with pytest.raises(CheckpointError, match="is not a scaling_lib.training.train/1 checkpoint"):
         load_checkpoint(tmp_path / "d.pt")
 
 

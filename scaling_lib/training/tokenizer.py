@@ -47,7 +47,7 @@ def default_cache_dir() -> Path:
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser().resolve()
-    return Path(__file__).resolve().parents[1] / ".cache" / "corpora"
+    return Path(__file__).resolve().parents[2] / ".cache" / "corpora"
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:
@@ -132,7 +132,7 @@ def load_tokenizer(cache_dir: str | os.PathLike | None = None) -> Tokenizer:
     if not path.is_file():
         raise FileNotFoundError(
             f"tokenizer not found at {path}; build the corpora and tokenizer with "
-            f"`python -m scaling_lib.corpora build` (cache directory: {path.parent})"
+            f"`python -m scaling_lib.training.corpora build` (cache directory: {path.parent})"
         )
     return Tokenizer.from_file(str(path))
 

@@ -1,4 +1,4 @@
-"""Training loop for :class:`scaling_lib.model.GPT` with an exact token budget.
+"""Training loop for :class:`scaling_lib.training.model.GPT` with an exact token budget.
 
 One call to :func:`train` trains one model on exactly ``TrainConfig.tokens``
 target tokens (the paper's ``D = M N``, Gadre et al. 2024 Sec. 3): the last
@@ -26,8 +26,8 @@ number of target tokens so the update equals the single-process one.
 Examples
 --------
 >>> import numpy as np
->>> from scaling_lib.model import GPTConfig
->>> from scaling_lib.train import TrainConfig, train
+>>> from scaling_lib.training.model import GPTConfig
+>>> from scaling_lib.training.train import TrainConfig, train
 >>> toks = (np.arange(5000) % 17).astype(np.uint16)
 >>> cfg = TrainConfig(model=GPTConfig(d_model=16, n_layers=1, n_heads=2, vocab_size=17, seq_len=16),
 ...                   tokens=2048, batch_size=8, lr=1e-2, warmup_steps=2, eval_seqs=4)
@@ -52,118 +52,14 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from scaling_lib.model import GPT, GPTConfig, lm_loss
+from scaling_lib.configs import GPTConfig, TrainConfig  # noqa: F401  (part of this module's API)
+from scaling_lib.training.model import GPT, lm_loss
 
-CHECKPOINT_FORMAT = "scaling_lib.train/1"
+CHECKPOINT_FORMAT = "scaling_lib.training.train/1"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is unreadable, corrupt, or belongs to another run."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that determines a training run (and its checkpoint's identity).
-
-    Parameters
-    ----------
-    model : GPTConfig
-        Model shape.
-    tokens : int
-        Training budget ``D`` in target tokens, used exactly.
-    batch_size : int
-        Global batch in sequences of ``model.seq_len`` tokens.
-    lr : float
-        Peak learning rate.
-    warmup_steps : int
-        Linear warmup length in optimiser steps.
-    min_lr_ratio : float
-        Floor of the cosine decay as a fraction of ``lr``.
-    weight_decay : float
-        Decoupled (AdamW) weight decay, applied to matrices only (not to gains).
-    beta1, beta2, adam_eps : float
-        AdamW moments and epsilon.
-    grad_clip : float
-        Maximum global gradient norm (0 disables clipping).
-    z_loss : float
-        Coefficient of the z-loss.
-    seed : int
-        Seed of the initialisation and of the data order.
-    micro_batch_size : int or None
-        Sequences per forward pass (gradient accumulation); ``None`` means the
-        whole per-rank batch at once.
-    eval_points : int
-        Number of evenly spaced validation evaluations kept in the curve (the
-        final step is always evaluated).
-    eval_seqs : int
-        Validation sequences per curve evaluation.
-    checkpoint_every : int
-        Save a checkpoint every this many steps (0: only on time).
-    checkpoint_every_s : float
-        Also save when this many seconds passed since the last save.
-
-    Examples
-    --------
-    >>> from scaling_lib.model import GPTConfig
-    >>> cfg = TrainConfig(model=GPTConfig(d_model=32, n_layers=2, n_heads=2), tokens=100_000,
-    ...                   batch_size=32, lr=3e-3, warmup_steps=5)
-    >>> cfg.total_steps
-    25
-    """
-
-    model: GPTConfig
-    tokens: int
-    batch_size: int
-    lr: float
-    warmup_steps: int
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    adam_eps: float = 1e-8
-    grad_clip: float = 1.0
-    z_loss: float = 1e-4
-    seed: int = 0
-    micro_batch_size: int | None = None
-    eval_points: int = 20
-    eval_seqs: int = 16
-    checkpoint_every: int = 0
-    checkpoint_every_s: float = 300.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.tokens, int) or self.tokens <= 0:
-            raise ValueError(f"TrainConfig.tokens must be a positive int, got {self.tokens!r}")
-        if self.batch_size <= 0:
-            raise ValueError(f"TrainConfig.batch_size must be positive, got {self.batch_size!r}")
-        if not self.lr > 0:
-            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr!r}")
-        if self.warmup_steps < 0:
-            raise ValueError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps!r}")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ValueError(f"TrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
-        if self.micro_batch_size is not None and self.micro_batch_size <= 0:
-            raise ValueError(f"TrainConfig.micro_batch_size must be positive, got {self.micro_batch_size!r}")
-
-    @property
-    def tokens_per_step(self) -> int:
-        """Target tokens in one full global batch."""
-        return self.batch_size * self.model.seq_len
-
-    @property
-    def total_steps(self) -> int:
-        """Optimiser steps: ``ceil(tokens / tokens_per_step)``."""
-        return -(-self.tokens // self.tokens_per_step)
-
-    def to_dict(self) -> dict:
-        """JSON-able nested dict of all fields."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """Inverse of :meth:`to_dict`."""
-        d = dict(d)
-        d["model"] = GPTConfig(**d["model"])
-        return cls(**d)
 
 
 @dataclass
@@ -293,7 +189,7 @@ def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
 
     Examples
     --------
-    >>> from scaling_lib.model import GPTConfig
+    >>> from scaling_lib.training.model import GPTConfig
     >>> cfg = TrainConfig(model=GPTConfig(d_model=32, n_layers=1, n_heads=2), tokens=4096 * 10,
     ...                   batch_size=32, lr=1e-3, warmup_steps=2)
     >>> f = lr_lambda(cfg)
@@ -325,7 +221,7 @@ def val_loss(model: torch.nn.Module, tokens: np.ndarray, seq_len: int, n_seqs: i
     Examples
     --------
     >>> import numpy as np
-    >>> from scaling_lib.model import GPT, GPTConfig
+    >>> from scaling_lib.training.model import GPT, GPTConfig
     >>> m = GPT(GPTConfig(d_model=16, n_layers=1, n_heads=2, vocab_size=10, seq_len=8))
     >>> 0 < val_loss(m, np.arange(200) % 10, 8, 4) < 5
     True
@@ -394,7 +290,7 @@ def load_checkpoint(path: str | os.PathLike, cfg: TrainConfig | None = None) -> 
 
 def code_version(repo: str | os.PathLike | None = None) -> str:
     """``git describe --always --dirty`` of the repository holding this package, or ``"unknown"``."""
-    repo = Path(repo) if repo is not None else Path(__file__).resolve().parent.parent
+    repo = Path(repo) if repo is not None else Path(__file__).resolve().parents[2]
     try:
         out = subprocess.run(
             ["git", "describe", "--always", "--dirty"], cwd=repo, capture_output=True, text=True, timeout=10

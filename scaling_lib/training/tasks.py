@@ -3,7 +3,7 @@
 A :class:`Task` is a named list of :class:`Item` objects. Each item is a
 context string and two or more option strings; exactly one option is right.
 A model is scored on an item by the log-likelihood it gives each option after
-the context (see :mod:`scaling_lib.evals`), either in total (``"total"``) or
+the context (see :mod:`scaling_lib.training.evals`), either in total (``"total"``) or
 divided by the option's token count (``"normalised"``).
 
 Two kinds of tasks live here:
@@ -785,10 +785,10 @@ def build_suite(cache_dir=None, *, n_items: int = 1000, seed: int = 0,
     >>> [t.name for t in suite if t.source == "bigbench"]  # doctest: +SKIP
     ['social_iqa', 'hyperbaton']
     """
-    from scaling_lib import tokenizer as tokenizer_mod
+    from scaling_lib.training import tokenizer as tokenizer_mod
     cache = tokenizer_mod.resolve_cache_dir(cache_dir)
     if texts is None:
-        from scaling_lib import corpora
+        from scaling_lib.training import corpora
         texts = corpora.load_texts("heldout_en", cache_dir=cache_dir)
     if tokenizer is None:
         tokenizer = tokenizer_mod.load_tokenizer(cache_dir=cache_dir)
@@ -807,7 +807,7 @@ def build_suite(cache_dir=None, *, n_items: int = 1000, seed: int = 0,
     tasks = build_project_tasks(texts, tokenizer, n_items=n_items, seed=seed)
     if bigbench:
         if bigbench_tarball is None:
-            from scaling_lib import corpora
+            from scaling_lib.training import corpora
             bigbench_tarball = corpora.bigbench_tarball(cache_dir=cache_dir)
         tasks += read_bigbench_tasks(bigbench_tarball, BIGBENCH_TASKS, max_items=n_items,
                                      seed=seed)
@@ -816,7 +816,7 @@ def build_suite(cache_dir=None, *, n_items: int = 1000, seed: int = 0,
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m scaling_lib.tasks [--cache DIR] [--rebuild]``: build and print the suite."""
+    """``python -m scaling_lib.training.tasks [--cache DIR] [--rebuild]``: build and print the suite."""
     import argparse
     ap = argparse.ArgumentParser(description="Build the downstream task suite and print its card.")
     ap.add_argument("--cache", default=None, help="corpus cache directory")

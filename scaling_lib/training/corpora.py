@@ -24,8 +24,8 @@ Documents are stored as JSON lines (``texts/<split>.jsonl``) and as ``uint16``
 token arrays (``tokens/<split>.npy``) with each document followed by the
 end-of-document token.
 
-Command line: ``python -m scaling_lib.corpora build`` builds everything and
-prints a summary; ``python -m scaling_lib.corpora stats`` prints the summary of
+Command line: ``python -m scaling_lib.training.corpora build`` builds everything and
+prints a summary; ``python -m scaling_lib.training.corpora stats`` prints the summary of
 an existing build.
 """
 
@@ -50,15 +50,15 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from scaling_lib import tokenizer as tk
-from scaling_lib.textclean import (decode_bytes, detag_brown, html_to_text, normalize_text, osis_to_chapters,
+from scaling_lib.training import tokenizer as tk
+from scaling_lib.training.textclean import (decode_bytes, detag_brown, html_to_text, normalize_text, osis_to_chapters,
                                    pod_to_text, read_ztext, rst_to_text, split_fortunes, strip_gutenberg)
 
 SPLITS = ("train_en", "val_en", "heldout_en", "val_code", "val_de")
 """Names of the built splits."""
 
 MANIFEST_FILE = "manifest.json"
-BUILD_HINT = "build it with `python -m scaling_lib.corpora build`"
+BUILD_HINT = "build it with `python -m scaling_lib.training.corpora build`"
 
 
 # ----------------------------------------------------------------------------
@@ -661,7 +661,7 @@ def build_all(cache_dir: str | os.PathLike | None = None, sources: Sequence[Sour
     Parameters
     ----------
     cache_dir : path-like, optional
-        Output directory; defaults to :func:`scaling_lib.tokenizer.default_cache_dir`.
+        Output directory; defaults to :func:`scaling_lib.training.tokenizer.default_cache_dir`.
     sources : sequence of Source, optional
         Defaults to :func:`default_sources`.
     config : BuildConfig, optional
@@ -805,7 +805,7 @@ def is_current(cache_dir: str | os.PathLike | None = None, sources: Sequence[Sou
 
     True when the manifest exists, records the same :class:`BuildConfig` and the same
     pinned packages per source, and every split's token file still has the recorded
-    SHA-256. Used by ``python -m scaling_lib.corpora ensure`` so that a book build does
+    SHA-256. Used by ``python -m scaling_lib.training.corpora ensure`` so that a book build does
     not rebuild an unchanged corpus.
     """
     try:
@@ -932,7 +932,7 @@ def summary_table(manifest: dict) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: ``build`` or ``stats``."""
-    parser = argparse.ArgumentParser(prog="python -m scaling_lib.corpora", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m scaling_lib.training.corpora", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["build", "ensure", "stats"],
                         help="build: always rebuild; ensure: rebuild only if the cache is missing or "
                         "out of date (see is_current); stats: print the existing build")

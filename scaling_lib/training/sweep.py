@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m scaling_lib.sweep --testbed cpu-tiny [--workers 2] [--shard i/n]
+    python -m scaling_lib.training.sweep --testbed cpu-tiny [--workers 2] [--shard i/n]
 
 The sweep orders the testbed's runs cheapest first (by ``6 N D``), keeps the
 ``i``-th of every ``n`` runs when sharded (``--shard 0/2`` and ``--shard 1/2``
@@ -27,8 +27,9 @@ DistributedDataParallel and rank 0 evaluates and writes.
 
 Examples
 --------
->>> from scaling_lib import sweep, testbeds
->>> tb = testbeds.get_testbed("cpu-tiny")
+>>> from scaling_lib import designs
+>>> from scaling_lib.training import sweep
+>>> tb = designs.get_testbed("cpu-tiny")
 >>> [r.run_id for r in sweep.plan(tb)[:2]]
 ['s1_M5_s0', 's1_M10_s0']
 """
@@ -49,9 +50,10 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling_lib.testbeds import RunSpec, Testbed, get_testbed, known_testbeds
+from scaling_lib.designs import get_testbed, known_testbeds
+from scaling_lib.testbeds import RunSpec, Testbed
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class SweepError(RuntimeError):
@@ -128,7 +130,7 @@ def finished_run_ids(paths: SweepPaths) -> set[str]:
 
 @functools.lru_cache(maxsize=4)
 def _tokens(split: str, cache_dir: str | None) -> np.ndarray:
-    from scaling_lib import corpora
+    from scaling_lib.training import corpora
 
     return corpora.load_tokens(split, cache_dir=cache_dir, mmap=True)
 
@@ -147,7 +149,7 @@ def check_inputs(testbed: Testbed, paths: SweepPaths, evaluate: bool) -> None:
         except FileNotFoundError as exc:
             raise SweepError(f"testbed {testbed.name!r} needs corpus split {split!r}: {exc}") from exc
     if evaluate:
-        from scaling_lib import tokenizer
+        from scaling_lib.training import tokenizer
 
         try:
             tokenizer.load_tokenizer(cache)
@@ -165,16 +167,16 @@ def _atomic_write_text(path: Path, text: str) -> None:
 def evaluate_model(model, testbed: Testbed, paths: SweepPaths, evaluate: bool) -> dict:
     """Run-table evaluation columns of a trained model.
 
-    With ``evaluate`` the full :func:`scaling_lib.evals.evaluate` (losses on
+    With ``evaluate`` the full :func:`scaling_lib.training.evals.evaluate` (losses on
     en/code/de with 95% intervals, bits per byte, downstream errors); without,
     only the validation loss on the testbed's validation split.
     """
-    from scaling_lib import evals
+    from scaling_lib.training import evals
 
     model.eval()
     cache = str(paths.corpus_cache) if paths.corpus_cache is not None else None
     if evaluate:
-        from scaling_lib import tokenizer
+        from scaling_lib.training import tokenizer
 
         tok = tokenizer.load_tokenizer(cache)
         return evals.evaluate(model, tok, seq_len=testbed.seq_len, cache_dir=cache)
@@ -203,7 +205,7 @@ def train_run(
     import torch
 
     from scaling_lib import counting
-    from scaling_lib.train import train
+    from scaling_lib.training.train import train
 
     cfg = testbed.train_config(run)
     cache = str(paths.corpus_cache) if paths.corpus_cache is not None else None
@@ -277,7 +279,7 @@ def train_run(
         "row": row,
     }
     paths.final_model(run.run_id).parent.mkdir(parents=True, exist_ok=True)
-    from scaling_lib.train import save_checkpoint
+    from scaling_lib.training.train import save_checkpoint
 
     save_checkpoint(paths.final_model(run.run_id), {"config": cfg.to_dict(), "model": res.model.state_dict()})
     _atomic_write_text(paths.record(run.run_id), json.dumps(record, indent=1, default=float) + "\n")
@@ -293,7 +295,7 @@ def _init_worker(threads: int) -> None:
 
 
 def _worker(job: tuple) -> dict:
-    from scaling_lib.train import code_version
+    from scaling_lib.training.train import code_version
 
     # the code version is read when the run starts: worker processes import the code afresh
     testbed_name, run, paths, evaluate, device, _launch_version, testbed = job
@@ -362,7 +364,7 @@ def run_sweep(
         ``failed`` (run id -> traceback).
     """
     from scaling_lib import runs
-    from scaling_lib.train import code_version
+    from scaling_lib.training.train import code_version
 
     check_inputs(testbed, paths, evaluate)
     planned = plan(testbed, shard)
@@ -409,14 +411,14 @@ def run_sweep(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m scaling_lib.sweep", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m scaling_lib.training.sweep", description=__doc__.split("\n")[0])
     parser.add_argument("--testbed", required=True, help=f"one of {sorted(known_testbeds())}")
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--shard", default="0/1", help="i/n: train every n-th run starting at i (0-based)")
     parser.add_argument("--out", default=None, help="results directory (default data/testbeds/<testbed>)")
     parser.add_argument("--work", default=None, help="checkpoint directory (default .cache/sweep/<testbed>)")
-    parser.add_argument("--corpus-cache", default=None, help="corpus cache (default: scaling_lib.corpora's)")
+    parser.add_argument("--corpus-cache", default=None, help="corpus cache (default: scaling_lib.training.corpora's)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--max-runs", type=int, default=None, help="train at most this many pending runs")
     parser.add_argument("--no-evals", action="store_true", help="validation loss only, no downstream suite")

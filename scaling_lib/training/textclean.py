@@ -2,7 +2,7 @@
 
 Each function takes the raw text (or bytes) of one file and returns prose,
 dropping markup, code and licence boilerplate, so that
-:mod:`scaling_lib.corpora` trains on text a reader would read:
+:mod:`scaling_lib.training.corpora` trains on text a reader would read:
 
 * :func:`normalize_text`: Unicode NFC, newlines, blank runs;
 * :func:`strip_gutenberg`: the Project Gutenberg header and licence;

@@ -26,7 +26,7 @@ Choices that differ from a textbook GPT and why:
 Examples
 --------
 >>> import torch
->>> from scaling_lib.model import GPT, GPTConfig
+>>> from scaling_lib.training.model import GPT, GPTConfig
 >>> cfg = GPTConfig(d_model=32, n_layers=2, n_heads=2, vocab_size=64, seq_len=16)
 >>> model = GPT(cfg)
 >>> model(torch.zeros(3, 16, dtype=torch.long)).shape
@@ -42,110 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def swiglu_width(d_model: int, multiple: int = 8) -> int:
-    """Parameter-matched SwiGLU hidden width: ``8 d / 3`` rounded up to ``multiple``.
-
-    Examples
-    --------
-    >>> swiglu_width(64)
-    176
-    """
-    raw = int(8 * d_model / 3)
-    return multiple * ((raw + multiple - 1) // multiple)
-
-
-@dataclass(frozen=True)
-class GPTConfig:
-    """Shape and numerics of a :class:`GPT`.
-
-    Parameters
-    ----------
-    d_model, n_layers, n_heads : int
-        Width, depth and number of attention heads (``d_model % n_heads == 0``).
-    vocab_size : int
-        Vocabulary size (input embedding rows and output head columns).
-    seq_len : int
-        Maximum context length (rotary tables are built for it).
-    d_ff : int or None
-        SwiGLU hidden width; ``None`` means :func:`swiglu_width` of ``d_model``.
-    norm_eps : float
-        Epsilon of every layer norm.
-    rope_base : float
-        Base of the rotary frequencies.
-    init_std : float
-        Standard deviation of the normal initialisation of every matrix; the
-        output projections of each block are scaled down by
-        ``1 / sqrt(2 n_layers)`` (GPT-2 style).
-
-    Examples
-    --------
-    >>> GPTConfig(d_model=64, n_layers=2, n_heads=4).hidden
-    176
-    """
-
-    d_model: int
-    n_layers: int
-    n_heads: int
-    vocab_size: int = 1024
-    seq_len: int = 128
-    d_ff: int | None = None
-    norm_eps: float = 1e-5
-    rope_base: float = 10000.0
-    init_std: float = 0.02
-
-    def __post_init__(self) -> None:
-        for name in ("d_model", "n_layers", "n_heads", "vocab_size", "seq_len"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}")
-        if self.d_model % self.n_heads != 0:
-            raise ValueError(
-                f"GPTConfig: d_model={self.d_model} is not divisible by n_heads={self.n_heads}"
-            )
-        if (self.d_model // self.n_heads) % 2 != 0:
-            raise ValueError(
-                f"GPTConfig: head dimension {self.d_model // self.n_heads} must be even for rotary embeddings"
-            )
-        if self.d_ff is not None and self.d_ff <= 0:
-            raise ValueError(f"GPTConfig.d_ff must be positive or None, got {self.d_ff!r}")
-
-    @property
-    def head_dim(self) -> int:
-        """Channels per attention head."""
-        return self.d_model // self.n_heads
-
-    @property
-    def hidden(self) -> int:
-        """SwiGLU hidden width actually used."""
-        return self.d_ff if self.d_ff is not None else swiglu_width(self.d_model)
-
-    def shape(self):
-        """The :class:`scaling_lib.counting.TransformerShape` of this model.
-
-        Examples
-        --------
-        >>> from scaling_lib import counting
-        >>> cfg = GPTConfig(d_model=32, n_layers=2, n_heads=2, vocab_size=64, seq_len=16)
-        >>> counting.param_counts(cfg.shape())["total"] == GPT(cfg).num_params()
-        True
-        """
-        from scaling_lib import counting
-
-        return counting.TransformerShape(
-            d_model=self.d_model,
-            n_layers=self.n_layers,
-            n_heads=self.n_heads,
-            vocab_size=self.vocab_size,
-            seq_len=self.seq_len,
-            d_ff=self.hidden,
-            ffn="swiglu",
-            tied_embeddings=False,
-            learned_positions=False,
-            bias=False,
-            norm="layernorm_gain",
-            qk_norm=True,
-        )
+from scaling_lib.configs import GPTConfig, swiglu_width  # noqa: F401  (part of this module's API)
 
 
 class GainLayerNorm(nn.Module):

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from scaling_lib.tasks import Item, Task
+from scaling_lib.training.tasks import Item, Task
 
 SPLITS = {"en": "val_en", "code": "val_code", "de": "val_de"}
 
@@ -181,7 +181,7 @@ def bits_per_byte(loss_nats_per_token, bytes_per_token):
 
 def document_start_id(tokenizer) -> int:
     """Id of the end-of-document token, used as the first token of every item."""
-    from scaling_lib.tokenizer import eot_id
+    from scaling_lib.training.tokenizer import eot_id
     return eot_id(tokenizer)
 
 
@@ -370,7 +370,7 @@ def evaluate(model, tokenizer, seq_len: int, suite: Sequence[Task] | None = None
     suite : list of Task, optional
         Default ``tasks.build_suite(cache_dir)``; an empty list skips tasks.
     splits : sequence of {"en", "code", "de"}
-        Validation sets (``val_<split>`` in :mod:`scaling_lib.corpora`).
+        Validation sets (``val_<split>`` in :mod:`scaling_lib.training.corpora`).
     n_seqs : int
         Windows of ``seq_len + 1`` tokens per validation set.
     batch_size : int
@@ -409,12 +409,12 @@ def evaluate(model, tokenizer, seq_len: int, suite: Sequence[Task] | None = None
         if val_tokens is not None and s in val_tokens:
             toks = val_tokens[s]
         else:
-            from scaling_lib import corpora
+            from scaling_lib.training import corpora
             toks = corpora.load_tokens(SPLITS[s], cache_dir=cache_dir)
         if bytes_per_token is not None and s in bytes_per_token:
             bpt = bytes_per_token[s]
         else:
-            from scaling_lib import corpora
+            from scaling_lib.training import corpora
             st = corpora.split_stats(SPLITS[s], cache_dir=cache_dir)
             bpt = st["n_bytes"] / st["n_tokens"]
         r = eval_loss(model, toks, seq_len, n_seqs=n_seqs, batch_size=batch_size)
@@ -423,7 +423,7 @@ def evaluate(model, tokenizer, seq_len: int, suite: Sequence[Task] | None = None
         row[f"loss_{s}_hi"] = r["hi"]
         row[f"bpb_{s}"] = bits_per_byte(r["loss"], bpt)
     if suite is None:
-        from scaling_lib import tasks as tasks_mod
+        from scaling_lib.training import tasks as tasks_mod
         suite = tasks_mod.build_suite(cache_dir)
     if suite:
         names = [t.name for t in suite]
