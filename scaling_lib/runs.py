@@ -85,7 +85,37 @@ class RunTableError(ValueError):
     """A run table or one of its source files is missing data or malformed."""
 
 
+class MissingColumnError(RunTableError):
+    """A table lacks a column that a function needs; the message names the table, the column(s)
+    and the columns it has.  The one error every module raises for a missing column."""
+
+
 # ----------------------------------------------------------------------------- validation
+
+
+def require_columns(df, columns, what="run table"):
+    """Raise :class:`MissingColumnError` unless ``df`` has every one of ``columns``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame or mapping
+        The table (a mapping's keys count as its columns).
+    columns : iterable of str or None
+        Needed columns; ``None`` entries are ignored (an optional column left unset).
+    what : str
+        The table's name in the message (a file, "fit runs", "training curves", ...).
+
+    Examples
+    --------
+    >>> require_columns(pd.DataFrame({"N": [1.0]}), ["N", "loss"], "fit runs")
+    Traceback (most recent call last):
+    ...
+    scaling_lib.runs.MissingColumnError: fit runs lacks column(s) ['loss']; it has ['N']
+    """
+    have = list(df.columns) if isinstance(df, pd.DataFrame) else list(df)
+    missing = [c for c in columns if c is not None and c not in have]
+    if missing:
+        raise MissingColumnError(f"{what} lacks column(s) {missing}; it has {have}")
 
 
 def validate_runs(df, source="<run table>"):
@@ -123,8 +153,8 @@ def validate_runs(df, source="<run table>"):
         raise RunTableError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
-        raise RunTableError(f"{source}: missing required column(s) {missing}; "
-                            f"a run table needs {list(REQUIRED_COLUMNS)}")
+        raise MissingColumnError(f"{source}: missing required column(s) {missing}; "
+                                 f"a run table needs {list(REQUIRED_COLUMNS)}")
     if df["run_id"].isna().any():
         rows = list(np.flatnonzero(df["run_id"].isna()))
         raise RunTableError(f"{source}: empty run_id in row(s) {rows}")
