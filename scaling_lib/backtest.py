@@ -21,7 +21,6 @@ lists of model names.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,19 +31,15 @@ from scipy import stats
 
 from scaling_lib import laws, protocols
 from scaling_lib import fit as fitting
+from scaling_lib.records import curve_table
+from scaling_lib.runs import require_columns
 
 class BacktestInputError(ValueError):
     """A run table, curve file or split that cannot be used: the message names the problem."""
 
 
-def _require(df, columns, what="run table"):
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise BacktestInputError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
-
-
 def _unique_ids(df, run_id_column="run_id"):
-    _require(df, [run_id_column])
+    require_columns(df, [run_id_column], "run table")
     ids = df[run_id_column].astype(str)
     dup = ids[ids.duplicated()].unique().tolist()
     if dup:
@@ -79,8 +74,8 @@ def compute_ratios(fit_runs, targets, *, flops_column="flops"):
     >>> compute_ratios(f, pd.DataFrame({"flops": [30.0]})).iloc[0].tolist()
     [10.0, 7.5]
     """
-    _require(fit_runs, [flops_column], "fit set")
-    _require(targets, [flops_column], "targets")
+    require_columns(fit_runs, [flops_column], "fit set")
+    require_columns(targets, [flops_column], "targets")
     if len(fit_runs) == 0:
         raise BacktestInputError("compute_ratios: the fit set is empty")
     c = targets[flops_column].to_numpy(float)
@@ -140,7 +135,7 @@ def slope_per_M(df, target, *, x="flops", group="M", offset=0.0, level=0.95, n_b
     >>> slope_per_M(df, "loss", offset=2.0, n_boot=0)["slope"].round(3).tolist()
     [-0.1, -0.1]
     """
-    _require(df, [x, group, target])
+    require_columns(df, [x, group, target], "run table")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level!r}")
     rows = []
@@ -175,47 +170,7 @@ def slope_per_M(df, target, *, x="flops", group="M", offset=0.0, level=0.95, n_b
 # --- intermediate evaluations ----------------------------------------------------------------
 
 
-def read_curve(path, *, loss_col="loss_en"):
-    """The validation curve stored in a run record (``runs/<run_id>.json``).
-
-    Parameters
-    ----------
-    path : str or Path
-        A run record with a ``curve`` list of ``{step, tokens, <loss_col>}``.
-    loss_col : str, keyword-only
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``step``, ``tokens``, ``loss_col``, sorted by step.
-
-    Raises
-    ------
-    BacktestInputError
-        The file is not JSON, has no ``curve`` list, or its curve is empty,
-        lacks ``loss_col`` or has non-finite values.
-    """
-    path = Path(path)
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BacktestInputError(f"{path}: not a JSON run record ({exc})") from None
-    curve = record.get("curve") if isinstance(record, dict) else None
-    if not isinstance(curve, list):
-        raise BacktestInputError(f"{path}: the run record has no 'curve' list")
-    if not curve or not all(isinstance(point, dict) for point in curve):
-        raise BacktestInputError(f"{path}: the run record's curve is empty or not a list of points")
-    table = pd.DataFrame(curve)
-    missing = [c for c in ("step", "tokens", loss_col) if c not in table.columns]
-    if missing:
-        raise BacktestInputError(f"{path}: curve points lack key(s) {missing}")
-    table = table[["step", "tokens", loss_col]].astype(float)
-    if not np.all(np.isfinite(table.to_numpy())) or (table["tokens"] <= 0).any():
-        raise BacktestInputError(f"{path}: curve has non-finite values or non-positive token counts")
-    return table.sort_values("step").reset_index(drop=True)
-
-
-def curve_points(df, curves_dir, *, loss_col="loss_en", align="final", min_frac=0.0,
+def curve_points(df, curves_dir, *, target, align="final", min_frac=0.0,
                  include_final=False, run_id_column="run_id", keep=("model", "seed", "role")):
     """Intermediate evaluations of finished runs as rows of a run table.
 
@@ -228,14 +183,14 @@ def curve_points(df, curves_dir, *, loss_col="loss_en", align="final", min_frac=
     Parameters
     ----------
     df : pandas.DataFrame
-        Finished runs (``run_id``, ``N``, ``D`` and ``loss_col``).
+        Finished runs (``run_id``, ``N``, ``D`` and ``target``).
     curves_dir : str or Path
         Directory holding ``<run_id>.json`` run records.
-    loss_col : str, keyword-only
+    target : str, keyword-only
         Curve key and run-table column of the loss.
     align : {"final", "none"}, keyword-only
         ``"final"`` shifts each curve so that its last point, taken at the
-        end of training, equals the run's final ``loss_col`` (curves are
+        end of training, equals the run's final ``target`` (curves are
         measured on a smaller validation slice than the final evaluation,
         with a bias of their own); ``"none"`` keeps the raw values.
     min_frac : float, keyword-only
@@ -250,12 +205,17 @@ def curve_points(df, curves_dir, *, loss_col="loss_en", align="final", min_frac=
     pandas.DataFrame
         ``run_id`` (``<parent>@<step>``), ``parent_run``, ``step``,
         ``frac`` (tokens over the run's ``D``), ``N``, ``D``, ``M``,
-        ``flops``, ``loss_col``, ``offset`` (the shift applied), and the
+        ``flops``, ``target``, ``offset`` (the shift applied), and the
         ``keep`` columns.
+
+    Raises
+    ------
+    scaling_lib.records.RecordError
+        A run record is unreadable or its curve is malformed (names the file).
     """
     if align not in ("final", "none"):
         raise ValueError(f"align must be 'final' or 'none', got {align!r}")
-    _require(df, [run_id_column, "N", "D", loss_col])
+    require_columns(df, [run_id_column, "N", "D", target], "run table")
     ids = _unique_ids(df, run_id_column)
     curves_dir = Path(curves_dir)
     if not curves_dir.is_dir():
@@ -265,7 +225,7 @@ def curve_points(df, curves_dir, *, loss_col="loss_en", align="final", min_frac=
         path = curves_dir / f"{run_id}.json"
         if not path.is_file():
             raise FileNotFoundError(f"run {run_id}: no run record at {path}")
-        curve = read_curve(path, loss_col=loss_col)
+        curve = curve_table(path, target)
         D, N = float(run["D"]), float(run["N"])
         last = curve.iloc[-1]
         offset = 0.0
@@ -274,7 +234,7 @@ def curve_points(df, curves_dir, *, loss_col="loss_en", align="final", min_frac=
                 raise BacktestInputError(
                     f"run {run_id}: the curve ends at {last['tokens']:.0f} tokens, not at D = {D:.0f}; "
                     "it cannot be aligned to the final loss (use align='none')")
-            offset = float(run[loss_col]) - float(last[loss_col])
+            offset = float(run[target]) - float(last[target])
         frac = curve["tokens"] / D
         mask = frac >= min_frac
         if not include_final:
@@ -287,7 +247,7 @@ def curve_points(df, curves_dir, *, loss_col="loss_en", align="final", min_frac=
         })
         part["M"] = part["D"] / N
         part["flops"] = 6.0 * N * part["D"]
-        part[loss_col] = sub[loss_col].to_numpy() + offset
+        part[target] = sub[target].to_numpy() + offset
         part["offset"] = offset
         for column in keep:
             if column in df.columns:
@@ -295,7 +255,7 @@ def curve_points(df, curves_dir, *, loss_col="loss_en", align="final", min_frac=
         parts.append(part)
     if not parts:
         return pd.DataFrame(columns=["run_id", "parent_run", "step", "frac", "N", "D", "M", "flops",
-                                     loss_col, "offset"])
+                                     target, "offset"])
     return pd.concat(parts, ignore_index=True)
 
 
@@ -366,7 +326,7 @@ def shape_splits(df, ks=None, *, reference_M=20.0, overtrained_M=(320.0,), n_ove
     >>> [(s.fit_ids, s.predict_ids) for s in shape_splits(df, [2])]
     [(('a', 'b', 'c'), ('d', 'e'))]
     """
-    _require(df, [size_column, "M"])
+    require_columns(df, [size_column, "M"], "run table")
     ids = _unique_ids(df, run_id_column)
     n_sizes = df[size_column].nunique()
     ks = range(1, n_sizes) if ks is None else ks
@@ -409,7 +369,7 @@ def compute_splits(df, cutoffs, *, flops_column="flops", run_id_column="run_id")
     >>> [(s.fit_ids, s.predict_ids) for s in compute_splits(df, [2.0, 9.0])]
     [(('a', 'b'), ('c',))]
     """
-    _require(df, [flops_column])
+    require_columns(df, [flops_column], "run table")
     ids = _unique_ids(df, run_id_column)
     c = df[flops_column].to_numpy(float)
     splits = []
@@ -468,10 +428,10 @@ def run_backtest(df, splits, target, *, law=laws.OVERTRAINING, objectives=("lsq"
     (3, True)
     """
     ids = _unique_ids(df, run_id_column)
-    _require(df, [target, "flops"])
+    require_columns(df, [target, "flops"], "run table")
     table = df.set_index(ids.to_numpy())
     if extra is not None:
-        _require(extra, [extra_parent, target], "extra fit points")
+        require_columns(extra, [extra_parent, target], "extra fit points")
     out = []
     for split in splits:
         unknown = [r for r in split.fit_ids + split.predict_ids if r not in table.index]

@@ -19,16 +19,15 @@ therefore favour runs whose curve ends near the compute considered.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
-from scaling_lib.compute_optimal import ComputeOptimalError, _need
-from scaling_lib.records import record_paths
+from scaling_lib.compute_optimal import ComputeOptimalError
+from scaling_lib.records import RecordError, curve_table, read_record, record_paths
+from scaling_lib.runs import require_columns
 
 
-def load_curves(path, loss_key: str = "loss_en") -> pd.DataFrame:
+def load_curves(path, target: str) -> pd.DataFrame:
     """Validation curves of a sweep's runs from its per-run JSON records.
 
     Parameters
@@ -36,8 +35,8 @@ def load_curves(path, loss_key: str = "loss_en") -> pd.DataFrame:
     path : str or path-like
         A testbed directory holding ``runs/<run_id>.json`` (as written by
         :mod:`scaling_lib.training.sweep`), or the ``runs`` directory itself.
-    loss_key : str
-        Curve field to read.
+    target : str
+        The curve's loss field to read (for example ``"loss_en"``).
 
     Returns
     -------
@@ -50,7 +49,7 @@ def load_curves(path, loss_key: str = "loss_en") -> pd.DataFrame:
     ------
     FileNotFoundError
         No such directory, or no records in it.
-    ComputeOptimalError
+    scaling_lib.records.RecordError
         A record without a curve or parameter counts (names the file).
     """
     try:
@@ -59,22 +58,23 @@ def load_curves(path, loss_key: str = "loss_en") -> pd.DataFrame:
         raise FileNotFoundError(f"load_curves: no directory {path}") from None
     if not files:
         raise FileNotFoundError(f"load_curves: no run records (*.json) in {path}")
-    rows = []
+    parts = []
     for f in files:
+        rec = read_record(f, need=("param_counts", "curve"))
         try:
-            rec = json.loads(f.read_text(encoding="utf-8"))
-            counts, curve = rec["param_counts"], rec["curve"]
+            counts = rec["param_counts"]
             n, n_ne = float(counts["total"]), float(counts["non_embedding"])
-            run = str(rec.get("run_id", f.stem))
-            rows += [{"run_id": run, "N": n, "N_ne": n_ne, "step": int(pt["step"]), "tokens": float(pt["tokens"]),
-                      "loss": float(pt[loss_key])} for pt in curve]
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise ComputeOptimalError(f"load_curves: {f}: unreadable record ({type(exc).__name__}: {exc})") from None
-    return pd.DataFrame(rows, columns=["run_id", "N", "N_ne", "step", "tokens", "loss"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RecordError(f"{f}: unreadable parameter counts ({type(exc).__name__}: {exc})") from None
+        curve = curve_table(f, target, record=rec)
+        parts.append(pd.DataFrame({"run_id": str(rec.get("run_id", f.stem)), "N": n, "N_ne": n_ne,
+                                   "step": curve["step"].astype(int), "tokens": curve["tokens"],
+                                   "loss": curve[target]}))
+    return pd.concat(parts, ignore_index=True)[["run_id", "N", "N_ne", "step", "tokens", "loss"]]
 
 
 def _curve_arrays(curves: pd.DataFrame, run_col: str, tokens_col: str, loss_col: str, n_col: str):
-    _need(curves, [run_col, tokens_col, loss_col, n_col], "training curves")
+    require_columns(curves, [run_col, tokens_col, loss_col, n_col], "training curves")
     out = []
     for run, sub in curves.groupby(run_col, sort=False):
         sub = sub.sort_values(tokens_col)

@@ -6,9 +6,6 @@ suite of tasks to its validation loss, ``Err(L) = eps - k exp(-gamma L)``
 the error of a run from ``(N, M)`` alone. This module adds what is needed to
 ask *which* errors can be predicted that way:
 
-* :func:`design_table`: a testbed's full design as a small run table, so that
-  :func:`scaling_lib.protocols.table_roles` gives a partial table the roles
-  of the finished one;
 * :func:`average_members`: which task columns a stored average is the mean of;
 * :func:`per_task_fits`: the error law fitted to every task on its own, with
   the held-out prediction error measured against how far the task moves;
@@ -33,38 +30,7 @@ from scipy.optimize import nnls
 
 from scaling_lib import fit as fitting
 from scaling_lib import laws, protocols
-
-def _check_columns(df, columns, what="run table"):
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise KeyError(f"{what} lacks column(s) {missing}; it has {list(df.columns)}")
-
-
-def design_table(testbed):
-    """The full design of a testbed as a small run table (no results).
-
-    Parameters
-    ----------
-    testbed : scaling_lib.testbeds.Testbed
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per planned run: ``run_id``, ``model``, ``N``, ``D``, ``M``,
-        ``flops``, ``seed`` and the design ``role``.
-
-    Examples
-    --------
-    >>> from scaling_lib import designs
-    >>> design = design_table(designs.get_testbed("cpu-tiny"))
-    >>> sorted(design.loc[design["role"] == "target", "run_id"])
-    ['s5_M40_s0', 's6_M20_s0']
-    """
-    rows = [{"run_id": r.run_id, "model": r.shape, "N": float(testbed.n_params(r.shape)),
-             "D": float(testbed.tokens(r)), "M": float(r.multiplier),
-             "flops": testbed.flops(r), "seed": r.seed, "role": r.role} for r in testbed.runs]
-    return pd.DataFrame(rows)
-
+from scaling_lib.runs import require_columns
 
 def average_members(df, average, candidates, atol=1e-6):
     """The candidate columns whose row-wise mean is the column ``average``.
@@ -104,7 +70,7 @@ def average_members(df, average, candidates, atol=1e-6):
     ['a', 'c']
     """
     candidates = list(candidates)
-    _check_columns(df, [average, *candidates])
+    require_columns(df, [average, *candidates], "run table")
     X = df[candidates].to_numpy(float)
     y = df[average].to_numpy(float)
     ok = np.isfinite(y) & np.all(np.isfinite(X), axis=1)
@@ -180,9 +146,9 @@ def per_task_fits(fit_runs, heldout, tasks, loss, *, pred_loss=None, chance=None
     True
     """
     tasks = list(tasks)
-    _check_columns(fit_runs, [loss, *tasks], "fit runs")
+    require_columns(fit_runs, [loss, *tasks], "fit runs")
     if len(heldout):
-        _check_columns(heldout, [loss, *tasks], "held-out runs")
+        require_columns(heldout, [loss, *tasks], "held-out runs")
     _check_pred_loss(heldout, pred_loss)
     rows = []
     for task in tasks:
@@ -270,8 +236,8 @@ def subset_study(fit_runs, heldout, tasks, loss, *, pred_loss=None, sizes=None, 
     tasks = list(tasks)
     if len(heldout) == 0:
         raise ValueError("subset_study needs at least one held-out run")
-    _check_columns(fit_runs, [loss, *tasks], "fit runs")
-    _check_columns(heldout, [loss, *tasks], "held-out runs")
+    require_columns(fit_runs, [loss, *tasks], "fit runs")
+    require_columns(heldout, [loss, *tasks], "held-out runs")
     _check_pred_loss(heldout, pred_loss)
     sizes = range(1, len(tasks) + 1) if sizes is None else sizes
     if any(not 1 <= s <= len(tasks) for s in sizes):
@@ -314,7 +280,7 @@ def summarize_subsets(study, column="rel_err_pct"):
     >>> summarize_subsets(study)["median"].tolist()
     [3.0, 2.0]
     """
-    _check_columns(study, ["size", column, "success"], "subset study")
+    require_columns(study, ["size", column, "success"], "subset study")
     ok = study[study["success"].astype(bool)]
     grouped = ok.groupby("size")[column]
     return pd.DataFrame({

@@ -189,21 +189,17 @@ class IsoFLOPTestbed(_testbeds.Testbed):
         )
 
     def table(self) -> pd.DataFrame:
-        """One row per run: ``run_id``, ``shape``, ``budget``, ``purpose``, ``warmup_rule``,
-        ``lr_scale``, ``N``, ``N_eff`` (FLOPs per token / 6), ``D``, ``M``, ``steps``,
-        ``warmup_steps``, ``warmup_frac``, ``lr``."""
-        rows = []
-        for run in self.runs:
-            cfg = self.train_config(run)
-            N = self.n_params(run.shape)
-            rows.append({
-                "run_id": run.run_id, "shape": run.shape, "budget": run.budget, "purpose": run.purpose,
-                "warmup_rule": run.warmup, "lr_scale": run.lr_scale, "seed": run.seed, "N": N,
-                "N_eff": self.flops_per_token(run.shape) / 6.0, "D": cfg.tokens, "M": cfg.tokens / N,
-                "steps": cfg.total_steps, "warmup_steps": cfg.warmup_steps,
-                "warmup_frac": cfg.warmup_steps / cfg.total_steps, "lr": cfg.lr,
-            })
-        return pd.DataFrame(rows)
+        """:meth:`scaling_lib.testbeds.Testbed.table` with the IsoFLOP design's columns: ``budget``,
+        ``purpose``, ``warmup_rule``, ``lr_scale``, ``N_eff`` (FLOPs per token / 6); ``M`` is the
+        realised multiplier ``D / N`` (the token budget is rounded to whole tokens)."""
+        t = super().table()
+        t["M"] = t["D"] / t["N"]
+        t["budget"] = [run.budget for run in self.runs]
+        t["purpose"] = [run.purpose for run in self.runs]
+        t["warmup_rule"] = [run.warmup for run in self.runs]
+        t["lr_scale"] = [run.lr_scale for run in self.runs]
+        t["N_eff"] = [self.flops_per_token(run.shape) / 6.0 for run in self.runs]
+        return t
 
 
 def throughput(N, table=SINGLE_THREAD_THROUGHPUT) -> np.ndarray:

@@ -25,12 +25,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from scaling_lib.runs import require_columns
+
 ROLES = ("loss_fit", "error_fit", "target", "unused")
 """Role of a run: fits both laws, fits only the error law, is predicted, or is not used."""
 
 RECORDED_ROLES = {"fit": "loss_fit", "target": "target", "grid": "unused"}
-"""Roles a testbed records for its planned runs (its ``role`` column) and the :data:`ROLES` they
-stand for: fitted on, held-out target, or another run of the grid (predicted, never fitted)."""
+"""Roles a testbed design records for its planned runs (:class:`scaling_lib.testbeds.RunSpec`,
+the run table's ``role`` column) and the :data:`ROLES` they stand for: fitted on, held-out target,
+or another run of the grid (predicted, never fitted).  These two are the library's only role
+vocabularies."""
+
+DESIGN_ROLES = tuple(RECORDED_ROLES)
+"""The recorded roles a design may give a run: ``fit``, ``target``, ``grid``."""
 
 
 @dataclass(frozen=True)
@@ -84,12 +91,6 @@ PAPER = Protocol()
 M=320 fit the loss law; the 5th size at M=20 joins them for the error law."""
 
 
-def _check_columns(df, columns):
-    missing = [c for c in columns if c is not None and c not in df.columns]
-    if missing:
-        raise KeyError(f"run table lacks column(s) {missing} needed by the protocol")
-
-
 def size_rank(df, protocol=PAPER):
     """Dense rank of each run's size within its group (0 = smallest).
 
@@ -100,7 +101,7 @@ def size_rank(df, protocol=PAPER):
     >>> size_rank(df, Protocol(group_by=None)).tolist()
     [2, 0, 2, 1]
     """
-    _check_columns(df, [protocol.size_column, protocol.group_by])
+    require_columns(df, [protocol.size_column, protocol.group_by], "run table")
     sizes = df[protocol.size_column]
     if protocol.group_by is None:
         ranks = sizes.rank(method="dense")
@@ -132,7 +133,7 @@ def assign_roles(df, protocol=PAPER):
     >>> assign_roles(df, p).tolist()
     ['loss_fit', 'loss_fit', 'loss_fit', 'error_fit', 'target']
     """
-    _check_columns(df, ["M"])
+    require_columns(df, ["M"], "run table")
     rank = size_rank(df, protocol).to_numpy()
     M = df["M"].to_numpy(dtype=float)
     at_ref = np.isclose(M, protocol.reference_M, rtol=protocol.rtol, atol=0)
@@ -200,7 +201,7 @@ def table_roles(df, protocol=PAPER, *, role_column="role", design=None, error_fi
     design : pandas.DataFrame, keyword-only
         The full design of the table's testbed (one row per planned run,
         with ``run_id`` and the columns above, e.g.
-        :func:`scaling_lib.downstream.design_table`). The roles are then
+        :meth:`scaling_lib.testbeds.Testbed.table`). The roles are then
         resolved on the design and looked up by ``run_id``, so a table that
         holds only some of the runs gets the roles of the finished one; a
         run missing from the design is ``unused``.
@@ -235,8 +236,8 @@ def table_roles(df, protocol=PAPER, *, role_column="role", design=None, error_fi
     ['loss_fit', 'loss_fit', 'unused', 'target', 'target']
     """
     if design is not None:
-        _check_columns(df, ["run_id"])
-        _check_columns(design, ["run_id"])
+        require_columns(df, ["run_id"], "run table")
+        require_columns(design, ["run_id"], "design table")
         planned = table_roles(design, protocol, role_column=role_column, error_fit=error_fit)
         lookup = pd.Series(planned.to_numpy(), index=design["run_id"].astype(str))
         role = df["run_id"].astype(str).map(lookup).fillna("unused")
@@ -251,7 +252,7 @@ def table_roles(df, protocol=PAPER, *, role_column="role", design=None, error_fi
                          f"expected {tuple(RECORDED_ROLES)}")
     role = recorded.map(RECORDED_ROLES).rename("role")
     if error_fit and protocol.n_error_extra_shapes > 0:
-        _check_columns(df, ["M", protocol.size_column])
+        require_columns(df, ["M", protocol.size_column], "run table")
         role = _add_error_fit_runs(df, role, protocol)
     return role
 
@@ -296,7 +297,7 @@ def role_grid(df, protocol=PAPER, *, index="model"):
     pandas.DataFrame
         Role strings; empty cells where no run exists.
     """
-    _check_columns(df, [index, "M", protocol.size_column])
+    require_columns(df, [index, "M", protocol.size_column], "run table")
     table = df.assign(role=assign_roles(df, protocol))
     order = table.sort_values(protocol.size_column)[index].unique()
     grid = table.pivot_table(index=index, columns="M", values="role", aggfunc="first")
@@ -304,7 +305,7 @@ def role_grid(df, protocol=PAPER, *, index="model"):
 
 
 def _actual(df, column):
-    _check_columns(df, [column])
+    require_columns(df, [column], "run table")
     values = df[column].to_numpy(dtype=float)
     if not np.all(np.isfinite(values)):
         bad = list(df.loc[~np.isfinite(values), "run_id"]) if "run_id" in df else "?"

@@ -47,8 +47,7 @@ import math
 from dataclasses import dataclass, field
 
 from scaling_lib.configs import GPTConfig, TrainConfig
-
-ROLES = ("fit", "target", "grid")
+from scaling_lib.protocols import DESIGN_ROLES
 
 
 @dataclass(frozen=True)
@@ -83,8 +82,8 @@ class RunSpec:
     role: str = "grid"
 
     def __post_init__(self) -> None:
-        if self.role not in ROLES:
-            raise ValueError(f"RunSpec role must be one of {ROLES}, got {self.role!r}")
+        if self.role not in DESIGN_ROLES:
+            raise ValueError(f"RunSpec role must be one of {DESIGN_ROLES}, got {self.role!r}")
         if not self.multiplier > 0:
             raise ValueError(f"RunSpec multiplier must be positive, got {self.multiplier!r}")
 
@@ -151,6 +150,18 @@ class Testbed:
         if unknown:
             raise ValueError(f"testbed {self.name!r}: runs use unknown shapes {unknown}")
 
+    @property
+    def loss_column(self) -> str:
+        """The run-table column (and curve key) of the validation loss: ``loss_<set>`` for
+        ``val_split = "val_<set>"``.
+
+        Examples
+        --------
+        >>> cpu_tiny().loss_column
+        'loss_en'
+        """
+        return f"loss_{self.val_split.removeprefix('val_')}"
+
     def shape(self, name: str) -> Shape:
         """The shape called ``name``."""
         for s in self.shapes:
@@ -209,6 +220,35 @@ class Testbed:
     def flops(self, run: RunSpec) -> float:
         """Training compute ``6 N D`` of a run."""
         return 6.0 * self.n_params(run.shape) * self.tokens(run)
+
+    def table(self):
+        """The design as a run table without results: the library's one design-table builder.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per planned run: ``run_id``, ``model`` (the shape's name), ``N``, ``D``,
+            ``M`` (the design's multiplier), ``flops`` (``6 N D``), ``seed``, the design
+            ``role`` (:data:`scaling_lib.protocols.DESIGN_ROLES`), and the run's schedule:
+            ``steps``, ``warmup_steps``, ``warmup_frac``, ``lr``.
+
+        Examples
+        --------
+        >>> design = cpu_tiny().table()
+        >>> sorted(design.loc[design["role"] == "target", "run_id"])
+        ['s5_M40_s0', 's6_M20_s0']
+        """
+        import pandas as pd
+
+        rows = []
+        for r in self.runs:
+            cfg = self.train_config(r)
+            rows.append({"run_id": r.run_id, "model": r.shape, "N": float(self.n_params(r.shape)),
+                         "D": float(self.tokens(r)), "M": float(r.multiplier), "flops": self.flops(r),
+                         "seed": r.seed, "role": r.role, "steps": cfg.total_steps,
+                         "warmup_steps": cfg.warmup_steps, "warmup_frac": cfg.warmup_steps / cfg.total_steps,
+                         "lr": cfg.lr})
+        return pd.DataFrame(rows)
 
 
 def _grid(shape: str, multipliers, role: str = "grid", seed: int = 0) -> list[RunSpec]:

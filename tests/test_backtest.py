@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from scaling_lib import backtest, laws
+from scaling_lib import backtest, laws, records, runs
 
 TRUE = {"E": 1.8, "a": 40.0, "b": 120.0, "eta": 0.15}
 
@@ -74,7 +74,7 @@ def test_slope_per_M_bad_offset_names_runs():
     df = grid()
     with pytest.raises(backtest.BacktestInputError, match=r"must be positive.*n100000_m5.*\(M=5\)"):
         backtest.slope_per_M(df, "loss", offset=10.0)
-    with pytest.raises(backtest.BacktestInputError, match="lacks column"):
+    with pytest.raises(runs.MissingColumnError, match=r"run table lacks column\(s\) \['loss_xx'\]"):
         backtest.slope_per_M(df, "loss_xx")
 
 
@@ -95,7 +95,7 @@ def _write_curves(tmp_path, df, bias=0.05):
 def test_curve_points_aligned_to_final_loss(tmp_path):
     df = grid(sizes=(1e5, 2e5), mults=(20.0,)).rename(columns={"loss": "loss_en"})
     _write_curves(tmp_path, df, bias=0.05)
-    pts = backtest.curve_points(df, tmp_path, loss_col="loss_en")
+    pts = backtest.curve_points(df, tmp_path, target="loss_en")
     assert len(pts) == 2 * 4  # the final point is the finished run itself
     assert set(pts["parent_run"]) == set(df["run_id"])
     assert_allclose(pts["offset"], -0.05)
@@ -103,7 +103,7 @@ def test_curve_points_aligned_to_final_loss(tmp_path):
     assert_allclose(pts["flops"], 6 * pts["N"] * pts["D"])
     assert_allclose(pts["loss_en"], laws.OVERTRAINING(TRUE, N=pts["N"], M=pts["M"]), rtol=1e-9)
     assert pts["run_id"].str.contains("@").all() and (pts["frac"] < 1).all()
-    raw = backtest.curve_points(df, tmp_path, loss_col="loss_en", align="none", min_frac=0.5,
+    raw = backtest.curve_points(df, tmp_path, target="loss_en", align="none", min_frac=0.5,
                                 include_final=True)
     assert raw["frac"].min() >= 0.5 and np.isclose(raw["frac"].max(), 1.0)
     assert_allclose(raw["offset"], 0.0)
@@ -112,27 +112,27 @@ def test_curve_points_aligned_to_final_loss(tmp_path):
 def test_curve_points_errors(tmp_path):
     df = grid(sizes=(1e5,), mults=(20.0,)).rename(columns={"loss": "loss_en"})
     with pytest.raises(FileNotFoundError, match="no run record"):
-        backtest.curve_points(df, tmp_path)
+        backtest.curve_points(df, tmp_path, target="loss_en")
     run_id = df["run_id"].iloc[0]
     def record(curve):
         text = json.dumps({"run_id": run_id, "config": {}, "curve": curve})
         (tmp_path / f"{run_id}.json").write_text(text)
 
     record([{"step": 1, "tokens": 10.0}])
-    with pytest.raises(backtest.BacktestInputError, match="lack key.*loss_en"):
-        backtest.curve_points(df, tmp_path)
+    with pytest.raises(records.RecordError, match="lack key.*loss_en"):
+        backtest.curve_points(df, tmp_path, target="loss_en")
     record([{"step": 1, "tokens": 10.0, "loss_en": 5.0}])
     with pytest.raises(backtest.BacktestInputError, match="ends at 10 tokens"):
-        backtest.curve_points(df, tmp_path)
+        backtest.curve_points(df, tmp_path, target="loss_en")
     record([])
-    with pytest.raises(backtest.BacktestInputError, match="curve is empty"):
-        backtest.curve_points(df, tmp_path)
+    with pytest.raises(records.RecordError, match="curve is empty"):
+        backtest.curve_points(df, tmp_path, target="loss_en")
     (tmp_path / f"{run_id}.json").write_text(json.dumps({"run_id": run_id}))
-    with pytest.raises(backtest.BacktestInputError, match="no 'curve' list"):
-        backtest.curve_points(df, tmp_path)
+    with pytest.raises(records.RecordError, match="no 'curve' list"):
+        backtest.curve_points(df, tmp_path, target="loss_en")
     (tmp_path / f"{run_id}.json").write_text("{not json")
-    with pytest.raises(backtest.BacktestInputError, match="not a JSON run record"):
-        backtest.curve_points(df, tmp_path)
+    with pytest.raises(records.RecordError, match="not a JSON run record"):
+        backtest.curve_points(df, tmp_path, target="loss_en")
 
 
 # ------------------------------------------------------------------------------------------ splits

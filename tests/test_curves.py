@@ -8,7 +8,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from scaling_lib import compute_optimal as co
-from scaling_lib import curves, laws
+from scaling_lib import curves, laws, records, runs
 
 CHIN = {"E": 1.8, "A": 300.0, "alpha": 0.32, "B": 900.0, "beta": 0.28}
 A_TRUE = CHIN["beta"] / (CHIN["alpha"] + CHIN["beta"])
@@ -39,7 +39,7 @@ def test_curves_bad_input():
     cur.loc[0, "N_eff"] = 7.0
     with pytest.raises(co.ComputeOptimalError, match="run 'r0' has more than one N_eff"):
         curves.envelope(cur)
-    with pytest.raises(co.ComputeOptimalError, match="missing column"):
+    with pytest.raises(runs.MissingColumnError, match=r"training curves lacks column\(s\) \['tokens'\]"):
         curves.envelope(cur.drop(columns="tokens"))
 
 
@@ -66,12 +66,16 @@ def test_load_curves_reads_sweep_records(tmp_path):
     rec = {"run_id": "a", "param_counts": {"total": 100, "non_embedding": 40},
            "curve": [{"step": 1, "tokens": 10, "loss_en": 5.0}, {"step": 2, "tokens": 20, "loss_en": 4.0}]}
     (runs / "a.json").write_text(json.dumps(rec))
-    cur = curves.load_curves(tmp_path)
+    cur = curves.load_curves(tmp_path, target="loss_en")
     assert cur["loss"].tolist() == [5.0, 4.0] and cur["N"].tolist() == [100.0, 100.0]
     env = curves.envelope(cur, n_col="N", n_levels=2)
     assert env["run_id"].tolist() == ["a", "a"]
     (runs / "b.json").write_text(json.dumps({"run_id": "b", "curve": []}))
-    with pytest.raises(co.ComputeOptimalError, match=r"b\.json: unreadable record"):
-        curves.load_curves(tmp_path)
+    with pytest.raises(records.RecordError, match=r"b\.json: run record has no 'param_counts'"):
+        curves.load_curves(tmp_path, target="loss_en")
+    (runs / "b.json").write_text(json.dumps({"run_id": "b", "param_counts": {"total": 9, "non_embedding": 4},
+                                             "curve": []}))
+    with pytest.raises(records.RecordError, match=r"b\.json: the run record's curve is empty"):
+        curves.load_curves(tmp_path, target="loss_en")
     with pytest.raises(FileNotFoundError, match="no directory"):
-        curves.load_curves(tmp_path / "nope")
+        curves.load_curves(tmp_path / "nope", target="loss_en")

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from scaling_lib import downstream, laws, protocols
+from scaling_lib import downstream, laws, protocols, runs
 
 TRUE_ERR = {"eps": 0.7, "k": 1.4, "gamma": 0.4}
 NOGROUP = protocols.Protocol(group_by=None)
@@ -27,13 +27,13 @@ def _runs(n=12, seed=0, n_tasks=6, noise=0.02, flat=("err_flat",)):
     return df
 
 
-# --- design_table ------------------------------------------------------------------------------
+# --- the design table of a testbed (scaling_lib.testbeds.Testbed.table) ----------------------
 
 
-def test_design_table_matches_testbed():
+def test_design_table_gives_the_roles_of_the_finished_table():
     from scaling_lib import designs
     tb = designs.get_testbed("cpu-tiny")
-    design = downstream.design_table(tb)
+    design = tb.table()
     assert len(design) == len(tb.runs)
     assert_allclose(design["D"] / design["N"], design["M"], rtol=1e-3)
     roles = protocols.table_roles(design, NOGROUP)
@@ -64,7 +64,7 @@ def test_average_members_rejects_a_weighted_average():
     df["avg"] = 0.8 * df["err_t0"] + 0.2 * df["err_t1"]
     with pytest.raises(ValueError, match="averages to 'avg'"):
         downstream.average_members(df, "avg", ["err_t0", "err_t1", "err_t2"])
-    with pytest.raises(KeyError, match="err_missing"):
+    with pytest.raises(runs.MissingColumnError, match=r"lacks column\(s\) \[.err_missing.\]"):
         downstream.average_members(df, "avg", ["err_t0", "err_missing"])
 
 
@@ -105,7 +105,7 @@ def test_per_task_fits_bad_input():
                                  pred_loss=[4.0, 4.1])
     with pytest.raises(KeyError, match="chance has no level"):
         downstream.per_task_fits(df.iloc[:5], df.iloc[5:], ["err_t0"], "loss", chance={})
-    with pytest.raises(KeyError, match="err_nope"):
+    with pytest.raises(runs.MissingColumnError, match="err_nope"):
         downstream.per_task_fits(df.iloc[:5], df.iloc[5:], ["err_nope"], "loss")
 
 

@@ -32,7 +32,7 @@ def test_main_grid_windows_centre_on_the_expected_optimum(design):
     assert sorted(main["budget"].unique()) == [5e11, 1.5e12, 4.5e12, 1.35e13]
     ladder_n = np.array([design.n_params(s) for s in isoflop.CPU_LADDER])
     for C, grp in main.groupby("budget"):
-        assert grp["shape"].nunique() == 6
+        assert grp["model"].nunique() == 6
         centre = np.exp(np.log(grp["N"]).mean())
         n_star = math.sqrt(C / 120)
         # no other window of 6 consecutive shapes is closer
@@ -51,7 +51,7 @@ def test_warmup_variant_and_lr_sweep(design):
         base = t.loc[rid.removesuffix("_wlong")]
         assert base["D"] == row["D"] and base["lr"] == row["lr"] and base["warmup_steps"] < row["warmup_steps"]
     lr = t[t["purpose"] == "lr_sweep"]
-    assert sorted(lr["shape"].unique()) == ["i0", "i2", "i4", "i6", "i8"]
+    assert sorted(lr["model"].unique()) == ["i0", "i2", "i4", "i6", "i8"]
     for rid, row in lr.iterrows():
         base = t.loc[rid.rsplit("_lr", 1)[0]]
         assert_allclose(row["lr"], base["lr"] * row["lr_scale"])
@@ -155,7 +155,7 @@ def test_sweep_trains_an_isoflop_testbed(tmp_path):
     )
     paths = sweep.SweepPaths(out_dir=tmp_path / "out", work_dir=tmp_path / "work", corpus_cache=cache)
     out = sweep.run_sweep(tb, paths, evaluate=False, log=lambda m: None)
-    assert not out["failed"], out["failed"]
+    assert not out.failed, out.failed
     table = runs.load_runs(paths.table).set_index("run_id")
     assert sorted(table.index) == ["a_C3e7", "b_C3e7_lr2_wlong"]
     assert_allclose(table["flops"], budget, rtol=1e-3)

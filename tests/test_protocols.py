@@ -64,7 +64,7 @@ def test_roles_on_synthetic_grid():
 def test_bad_protocol_and_inputs():
     with pytest.raises(ValueError, match="n_overtrained_shapes cannot exceed"):
         protocols.Protocol(n_small_shapes=1, n_overtrained_shapes=2)
-    with pytest.raises(KeyError, match=r"\['train_set'\]"):
+    with pytest.raises(runs.MissingColumnError, match=r"\['train_set'\]"):
         protocols.assign_roles(_grid().drop(columns="train_set"))
     with pytest.raises(ValueError, match="unknown role 'fit'"):
         protocols.select(_grid(), "fit")
@@ -202,7 +202,7 @@ def test_table_roles_on_a_partial_table_uses_the_full_design():
     assert roles.tolist() == ["loss_fit", "loss_fit", "unused", "unused"]
     full = protocols.table_roles(design.drop(columns="role"), NOGROUP, design=design)
     assert full.tolist() == protocols.table_roles(design, NOGROUP).tolist()
-    with pytest.raises(KeyError, match="run_id"):
+    with pytest.raises(runs.MissingColumnError, match="run_id"):
         protocols.table_roles(partial.drop(columns="run_id"), NOGROUP, design=design)
 
 

@@ -45,7 +45,7 @@ def test_sweep_trains_skips_finished_and_recovers(tmp_path, corpus):
     paths = paths_for(tmp_path, corpus)
     first = sweep.run_sweep(tb, paths, evaluate=False, max_runs=2, log=lambda m: None)
     # cheapest first: a (1 layer) at M=0.5 costs less than b (2 layers) at M=0.25
-    assert first["done"] == ["a_M0.25_s0", "a_M0.5_s0"] and not first["failed"]
+    assert first.done == ["a_M0.25_s0", "a_M0.5_s0"] and not first.failed
     table = runs.load_runs(paths.table)
     assert sorted(table["run_id"]) == ["a_M0.25_s0", "a_M0.5_s0"]
     row = table.set_index("run_id").loc["a_M0.25_s0"]
@@ -58,15 +58,15 @@ def test_sweep_trains_skips_finished_and_recovers(tmp_path, corpus):
     assert paths.final_model("a_M0.25_s0").exists() and not paths.checkpoint("a_M0.25_s0").exists()
 
     second = sweep.run_sweep(tb, paths, evaluate=False, log=lambda m: None)
-    assert second["done"] == ["b_M0.25_s0"]
-    assert sorted(second["skipped"]) == ["a_M0.25_s0", "a_M0.5_s0"]
+    assert second.done == ["b_M0.25_s0"]
+    assert sorted(second.skipped) == ["a_M0.25_s0", "a_M0.5_s0"]
     assert len(runs.load_runs(paths.table)) == 3
 
     # a run whose JSON record was written but whose row was lost is appended without retraining
     table = runs.load_runs(paths.table)
     table[table.run_id != "a_M0.5_s0"].to_csv(paths.table, index=False)
     third = sweep.run_sweep(tb, paths, evaluate=False, log=lambda m: None)
-    assert third["done"] == [] and "a_M0.5_s0" in third["skipped"]
+    assert third.done == [] and "a_M0.5_s0" in third.skipped
     assert len(runs.load_runs(paths.table)) == 3
 
 
@@ -74,7 +74,7 @@ def test_sweep_two_workers(tmp_path, corpus):
     tb = fake_testbed()
     paths = paths_for(tmp_path, corpus)
     out = sweep.run_sweep(tb, paths, workers=2, evaluate=False, max_runs=2, log=lambda m: None)
-    assert sorted(out["done"]) == ["a_M0.25_s0", "a_M0.5_s0"] and not out["failed"]
+    assert sorted(out.done) == ["a_M0.25_s0", "a_M0.5_s0"] and not out.failed
     assert len(runs.load_runs(paths.table)) == 2
 
 
@@ -150,7 +150,7 @@ def test_sweep_resumes_a_killed_run_from_its_checkpoint(tmp_path, corpus):
               checkpoint_path=paths.checkpoint(run.run_id), progress=False, on_step=crash)
     assert paths.checkpoint(run.run_id).exists()
     out = sweep.run_sweep(tb, paths, evaluate=False, max_runs=2, log=lambda m: None)
-    assert "a_M0.5_s0" in out["done"]
+    assert "a_M0.5_s0" in out.done
     record = json.loads(paths.record("a_M0.5_s0").read_text())
     assert record["resumed_from_step"] == 3
     assert not paths.checkpoint(run.run_id).exists()

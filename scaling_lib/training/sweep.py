@@ -262,7 +262,7 @@ def train_run(
         "multiplier": run.multiplier,
         "config": cfg.to_dict(),
         "param_counts": {k: int(v) for k, v in counts.items() if isinstance(v, (int, np.integer))},
-        "curve": [{"step": s, "tokens": t, "loss_en": v} for s, t, v in res.curve],
+        "curve": [{"step": s, "tokens": t, testbed.loss_column: v} for s, t, v in res.curve],
         "evals": scores,
         "train_wall_s": res.wall_s,
         "eval_wall_s": eval_s,
@@ -326,6 +326,30 @@ def _recover_records(paths: SweepPaths, pending: list[RunSpec]) -> list[RunSpec]
     return left
 
 
+@dataclass(frozen=True)
+class SweepSummary:
+    """What one :func:`run_sweep` call did.
+
+    Attributes
+    ----------
+    done : list of str
+        Run ids trained (and appended to the run table) by this call.
+    skipped : list of str
+        Run ids already finished before it.
+    failed : dict
+        Run id -> the error (traceback) of each run that failed; nothing of
+        theirs is in the run table.
+    """
+
+    done: list
+    skipped: list
+    failed: dict
+
+    def __str__(self) -> str:
+        return (f"{len(self.done)} trained, {len(self.skipped)} already finished, "
+                f"{len(self.failed)} failed")
+
+
 def run_sweep(
     testbed: Testbed,
     paths: SweepPaths,
@@ -337,7 +361,7 @@ def run_sweep(
     device: str | None = None,
     max_runs: int | None = None,
     log=print,
-) -> dict:
+) -> SweepSummary:
     """Train the pending runs of ``testbed`` (this shard), appending rows as they finish.
 
     Parameters
@@ -359,9 +383,7 @@ def run_sweep(
 
     Returns
     -------
-    dict
-        ``done`` (run ids trained now), ``skipped`` (already finished) and
-        ``failed`` (run id -> traceback).
+    SweepSummary
     """
     from scaling_lib import runs
     from scaling_lib.training.train import code_version
@@ -389,7 +411,7 @@ def run_sweep(
             if result["row"]:
                 runs.append_run(paths.table, result["row"])
                 row = result["row"]
-                loss_key = f"loss_{testbed.val_split.removeprefix('val_')}"
+                loss_key = testbed.loss_column
                 log(f"[sweep] finished {result['run_id']}: {loss_key}={row.get(loss_key, float('nan')):.4f} "
                     f"wall {row['wall_s']:.0f}s")
             done.append(result["run_id"])
@@ -406,7 +428,7 @@ def run_sweep(
         with ctx.Pool(workers, initializer=_init_worker, initargs=(threads,), maxtasksperchild=1) as pool:
             for result in pool.imap_unordered(_worker, jobs, chunksize=1):
                 handle(result)
-    return {"done": done, "skipped": skipped, "failed": failed}
+    return SweepSummary(done=done, skipped=skipped, failed=failed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -456,9 +478,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if rank0:
-        print(f"[sweep] done: {len(summary['done'])} trained, {len(summary['skipped'])} already finished, "
-              f"{len(summary['failed'])} failed", flush=True)
-    return 1 if summary["failed"] else 0
+        print(f"[sweep] done: {summary}", flush=True)
+    return 1 if summary.failed else 0
 
 
 if __name__ == "__main__":
