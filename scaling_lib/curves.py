@@ -73,13 +73,13 @@ def load_curves(path, target: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)[["run_id", "N", "N_ne", "step", "tokens", "loss"]]
 
 
-def _curve_arrays(curves: pd.DataFrame, run_col: str, tokens_col: str, loss_col: str, n_col: str):
-    require_columns(curves, [run_col, tokens_col, loss_col, n_col], "training curves")
+def _curve_arrays(curves: pd.DataFrame, run_col: str, tokens_col: str, target: str, n_col: str):
+    require_columns(curves, [run_col, tokens_col, target, n_col], "training curves")
     out = []
     for run, sub in curves.groupby(run_col, sort=False):
         sub = sub.sort_values(tokens_col)
         t = sub[tokens_col].to_numpy(dtype=float)
-        y = sub[loss_col].to_numpy(dtype=float)
+        y = sub[target].to_numpy(dtype=float)
         n = sub[n_col].to_numpy(dtype=float)
         if np.ptp(n) > 0:
             raise ComputeOptimalError(f"training curve of run {run!r} has more than one {n_col} value")
@@ -92,7 +92,7 @@ def _curve_arrays(curves: pd.DataFrame, run_col: str, tokens_col: str, loss_col:
 
 
 def curves_at_budgets(curves: pd.DataFrame, budgets, run_col: str = "run_id", tokens_col: str = "tokens",
-                      loss_col: str = "loss", n_col: str = "N_eff") -> pd.DataFrame:
+                      target: str = "loss", n_col: str = "N_eff") -> pd.DataFrame:
     """IsoFLOP groups read off training curves, exact under any convention.
 
     For each budget ``C`` and each run whose curve covers ``D = C / (6 N)``,
@@ -116,7 +116,7 @@ def curves_at_budgets(curves: pd.DataFrame, budgets, run_col: str = "run_id", to
     """
     rows = []
     for C in np.asarray(budgets, dtype=float).ravel():
-        for run, n, t, y in _curve_arrays(curves, run_col, tokens_col, loss_col, n_col):
+        for run, n, t, y in _curve_arrays(curves, run_col, tokens_col, target, n_col):
             d = C / (6.0 * n)
             if t[0] <= d <= t[-1]:
                 rows.append({"budget": C, "run_id": run, "N": n, "D": d, "flops": C,
@@ -125,7 +125,7 @@ def curves_at_budgets(curves: pd.DataFrame, budgets, run_col: str = "run_id", to
 
 
 def envelope(curves: pd.DataFrame, n_levels: int = 30, run_col: str = "run_id", tokens_col: str = "tokens",
-             loss_col: str = "loss", n_col: str = "N_eff") -> pd.DataFrame:
+             target: str = "loss", n_col: str = "N_eff") -> pd.DataFrame:
     """Chinchilla approach 1: the lowest loss at each compute over all training curves.
 
     Compute levels are ``n_levels`` log-spaced values of ``C = 6 N D``
@@ -149,7 +149,7 @@ def envelope(curves: pd.DataFrame, n_levels: int = 30, run_col: str = "run_id", 
     """
     if n_levels < 2:
         raise ValueError(f"envelope needs n_levels >= 2, got {n_levels}")
-    arrays = _curve_arrays(curves, run_col, tokens_col, loss_col, n_col)
+    arrays = _curve_arrays(curves, run_col, tokens_col, target, n_col)
     c_min = min(6 * n * t[0] for _, n, t, _ in arrays)
     c_max = max(6 * n * t[-1] for _, n, t, _ in arrays)
     rows = []
