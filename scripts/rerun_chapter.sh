@@ -14,4 +14,29 @@ py="$root/.venv/bin/python"
 tmp=$(mktemp --suffix=.ipynb)
 trap 'rm -f "$tmp"' EXIT
 "$py" -m jupytext --quiet --to ipynb --output "$tmp" "$src"
-"$py" -m papermill --cwd "$(dirname "$src")" "$tmp" "$out" "$@"
+# papermill's own command line prints the whole traceback of a failing cell; a chapter that stops on
+# bad input raises one error naming the parameter or column (scaling_lib.chapter), so print that in
+# at most three lines and leave the traceback in the output notebook.
+"$py" - "$tmp" "$out" "$(dirname "$src")" "$@" <<'PY'
+import sys
+
+import papermill as pm
+from papermill.cli import _resolve_type
+
+src, out, cwd, *rest = sys.argv[1:]
+params = {}
+while rest:
+    flag, *rest = rest
+    if flag not in ("-p", "--parameters") or len(rest) < 2:
+        print(f"rerun_chapter: expected '-p NAME VALUE', got {flag!r}", file=sys.stderr)
+        sys.exit(2)
+    (name, value), rest = rest[:2], rest[2:]
+    params[name] = _resolve_type(value)
+try:
+    pm.execute_notebook(src, out, parameters=params, cwd=cwd, progress_bar=False)
+except pm.PapermillExecutionError as exc:
+    print(f"rerun_chapter: the chapter stopped in cell {exc.exec_count}: {exc.ename}: {exc.evalue}"[:600],
+          file=sys.stderr)
+    print(f"rerun_chapter: full traceback in {out}", file=sys.stderr)
+    sys.exit(1)
+PY
