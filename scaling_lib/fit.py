@@ -28,27 +28,34 @@ starts. Other cases run bounded trust-region least squares
 each start profiled first; ``"huber_log"`` does a smooth log-space
 least-squares stage and then minimises Huber losses with a threshold
 shrinking to ``delta``. A start that raises or fails to converge is
-recorded and counted, never fatal.
+recorded and counted, never fatal. (The solver itself lives in the private
+module ``scaling_lib._solver``.)
 
 Uncertainty comes from a bootstrap over runs: resample the rows with
 replacement, refit from the full-data optimum (one warm start), and take
 quantiles of parameters (:meth:`FitResult.ci`) or predictions
 (:meth:`FitResult.predict`).
+
+A column the fit needs and the data lack raises
+:class:`scaling_lib.runs.MissingColumnError`; other data that cannot be
+fitted raise :class:`FitInputError` (both are ``ValueError``).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import OptimizeWarning, least_squares, lsq_linear, minimize_scalar
 
+from scaling_lib import _solver
+from scaling_lib._solver import bounded_lstsq
 from scaling_lib.laws import Law
+from scaling_lib.runs import require_columns
+
+__all__ = ["DEFAULT_N_BOOT", "OBJECTIVES", "FitInputError", "FitResult", "bounded_lstsq", "fit"]
 
 OBJECTIVES = ("lsq", "huber_log")
 """Objectives accepted by :func:`fit`."""
@@ -56,11 +63,12 @@ OBJECTIVES = ("lsq", "huber_log")
 DEFAULT_N_BOOT = 200
 """Bootstrap replicates run on demand when an interval is asked for and none were run."""
 
-_TINY = 1e-300
-
 
 class FitInputError(ValueError):
-    """Data that cannot be fitted: a missing column, NaN or non-positive values, too few runs."""
+    """Data that cannot be fitted: non-numeric, NaN or non-positive values, too few runs, an unknown input.
+
+    A missing column raises :class:`scaling_lib.runs.MissingColumnError` instead.
+    """
 
 
 # --- data preparation ------------------------------------------------------------------------
@@ -75,10 +83,8 @@ def _run_labels(data, run_id_column: str) -> np.ndarray:
     return np.array([f"row {i}" for i in range(n)])
 
 
-def _column(data, column: str, role: str) -> np.ndarray:
-    columns = list(data.columns) if isinstance(data, pd.DataFrame) else list(data)
-    if column not in columns:
-        raise FitInputError(f"column {column!r} ({role}) is not in the data; available columns: {columns}")
+def _numeric(data, column: str, role: str) -> np.ndarray:
+    """A column (present: see ``require_columns``) as a flat float array."""
     try:
         return np.asarray(data[column], dtype=float).ravel()
     except (TypeError, ValueError) as exc:
@@ -107,13 +113,15 @@ def _prepare(law: Law, data, target: str, inputs: Mapping | None, objective: str
         if key not in mapping:
             raise FitInputError(f"law {law.name} has no input {key!r}; its inputs are {law.inputs}")
         mapping[key] = column
+    require_columns(data, [*mapping.values(), target],
+                    f"fit data of law {law.name} (inputs {mapping}, target {target!r})")
     labels = _run_labels(data, run_id_column)
     x = {}
     for name, column in mapping.items():
-        values = _column(data, column, f"input {name!r} of law {law.name}")
+        values = _numeric(data, column, f"input {name!r} of law {law.name}")
         _check_values(values, column, labels, positive=True)
         x[name] = values
-    y = _column(data, target, "fit target")
+    y = _numeric(data, target, "fit target")
     positive_target = objective == "huber_log" or law.fit_space == "log"
     _check_values(y, target, labels, positive=positive_target)
     n, k = y.size, law.n_params
@@ -122,198 +130,6 @@ def _prepare(law: Law, data, target: str, inputs: Mapping | None, objective: str
             f"fewer data points ({n}) than parameters ({k}: {', '.join(law.param_names)}) for law {law.name}"
         )
     return mapping, x, y, labels
-
-
-# --- bounded linear least squares ----------------------------------------------------------------
-
-
-def bounded_lstsq(X: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """``argmin ||X b - y||`` subject to ``lo <= b <= hi``.
-
-    The unconstrained solution when it is feasible; otherwise, for up to four
-    coefficients, the best feasible solution over every choice of
-    coefficients held at a bound (the problem is convex, so its optimum is
-    one of them); for more, ``scipy.optimize.lsq_linear``.
-
-    Examples
-    --------
-    >>> X = np.column_stack([np.ones(4), np.arange(4.0)])
-    >>> bounded_lstsq(X, np.array([3.0, 2.0, 1.0, 0.0]), np.array([0.0, 0.0]), np.array([np.inf, np.inf]))
-    array([1.5, 0. ])
-    """
-    beta = np.linalg.lstsq(X, y, rcond=None)[0]
-    if np.all(beta >= lo) and np.all(beta <= hi):
-        return beta
-    k = X.shape[1]
-    if k > 4:
-        return lsq_linear(X, y, bounds=(lo, hi)).x
-    best, best_rss = None, math.inf
-    choices = [[None] + [v for v in (lo[j], hi[j]) if np.isfinite(v)] for j in range(k)]
-    for fixed in itertools.product(*choices):
-        free = [j for j in range(k) if fixed[j] is None]
-        b = np.array([0.0 if v is None else v for v in fixed])
-        if free:
-            rhs = y - X @ b
-            b[free] = np.linalg.lstsq(X[:, free], rhs, rcond=None)[0]
-        if np.any(b < lo - 1e-12 * np.abs(lo)) or np.any(b > hi + 1e-12 * np.abs(hi)):
-            continue
-        r = X @ b - y
-        rss = float(r @ r)
-        if rss < best_rss:
-            best, best_rss = np.clip(b, lo, hi), rss
-    return best if best is not None else np.clip(beta, lo, hi)
-
-
-# --- objective and single fits -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Problem:
-    law: Law
-    x: dict
-    y: np.ndarray
-    objective: str
-    delta: float
-
-    @property
-    def log_residuals(self) -> bool:
-        return self.objective == "huber_log" or self.law.fit_space == "log"
-
-    def residuals(self, p: np.ndarray) -> np.ndarray:
-        pred = self.law.function(p, self.x)
-        if self.log_residuals:
-            return np.log(np.maximum(pred, _TINY)) - np.log(self.y)
-        return pred - self.y
-
-    def value(self, p: np.ndarray) -> float:
-        """The objective minimised: RSS for lsq, summed Huber loss for huber_log."""
-        r = self.residuals(p)
-        if self.objective == "lsq":
-            return float(np.sum(r * r))
-        a = np.abs(r)
-        return float(np.sum(np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))))
-
-    # -- variable projection: the linear parameters solved for given exponents
-    @property
-    def linear_index(self) -> list:
-        return [self.law.param_names.index(n) for n in self.law.linear_params]
-
-    @property
-    def nonlinear_index(self) -> list:
-        lin = set(self.linear_index)
-        return [i for i in range(self.law.n_params) if i not in lin]
-
-    def profile(self, theta: np.ndarray, template: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Full parameters with the nonlinear ones at ``theta`` and the linear ones optimal."""
-        p = template.copy()
-        p[self.nonlinear_index] = theta
-        lin = self.linear_index
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            X = self.law.basis(p, self.x)
-        if not np.all(np.isfinite(X)):
-            p[lin] = np.nan
-            return p
-        p[lin] = bounded_lstsq(X, self.y, lo[lin], hi[lin])
-        return p
-
-    def profile_value(self, theta, template, lo, hi) -> float:
-        """Profiled objective; ``inf`` where the law cannot be evaluated."""
-        try:
-            value = self.value(self.profile(np.atleast_1d(theta), template, lo, hi))
-        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
-            return math.inf
-        return value if np.isfinite(value) else math.inf
-
-    def refine_profile(self, theta0: np.ndarray, bracket, template, lo, hi):
-        """Minimise the profiled objective over the nonlinear parameters.
-
-        One nonlinear parameter: bounded Brent search inside ``bracket``.
-        Several: bounded trust-region least squares on the profiled residuals.
-        Returns ``(params, objective, success, nfev, message)``.
-        """
-        nl = self.nonlinear_index
-        if len(nl) == 1:
-            a, b = bracket
-            with np.errstate(invalid="ignore", over="ignore"):
-                sol = minimize_scalar(
-                    self.profile_value, bounds=(a, b), method="bounded",
-                    args=(template, lo, hi), options={"xatol": 1e-9 * max(1.0, abs(theta0[0]))},
-                )
-            p = self.profile(np.atleast_1d(sol.x), template, lo, hi)
-            return p, self.value(p), bool(sol.success), int(sol.nfev), str(sol.message)
-
-        def resid(theta):
-            p = self.profile(theta, template, lo, hi)
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                r = self.residuals(p)
-            return np.where(np.isfinite(r), r, 1e10)
-
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", OptimizeWarning)
-            sol = least_squares(resid, _inside(theta0, lo[nl], hi[nl]), bounds=(lo[nl], hi[nl]), method="trf")
-        p = self.profile(sol.x, template, lo, hi)
-        return p, self.value(p), bool(sol.success), int(sol.nfev), str(sol.message)
-
-    def subset(self, idx: np.ndarray) -> _Problem:
-        return _Problem(self.law, {k: v[idx] for k, v in self.x.items()}, self.y[idx], self.objective, self.delta)
-
-    def solve(self, p0: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_nfev: int | None,
-              smooth_first: bool = True, memo: dict | None = None):
-        """Bounded trust-region least squares from ``p0``.
-
-        For ``huber_log`` a smooth stage (plain least squares on the log
-        residuals) runs first and the Huber loss is minimised from its result:
-        started far away, where every residual exceeds ``delta``, the Huber
-        objective is close to an L1 loss and the solver stalls.
-        ``smooth_first=False`` skips the smooth stage (for a warm start at a
-        Huber optimum). ``memo`` shares the Huber stage between starts whose
-        smooth stages ended at the same point.
-        """
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", OptimizeWarning)
-            nfev = 0
-            if smooth_first or self.objective != "huber_log":
-                sol = least_squares(self.residuals, p0, bounds=(lo, hi), method="trf", x_scale="jac",
-                                    max_nfev=max_nfev)
-                if self.objective != "huber_log":
-                    return sol
-                nfev, x = sol.nfev, sol.x
-            else:
-                x = p0
-            key = tuple(f"{v:.7g}" for v in x)
-            if memo is not None and key in memo:
-                return memo[key]
-            for scale in _huber_schedule(np.abs(self.residuals(x)), self.delta):
-                sol = least_squares(
-                    self.residuals, _inside(x, lo, hi), bounds=(lo, hi), method="trf", x_scale="jac",
-                    max_nfev=max_nfev, loss="huber", f_scale=scale,
-                )
-                nfev += sol.nfev
-                x = sol.x
-            sol.nfev = nfev
-            if memo is not None:
-                memo[key] = sol
-            return sol
-
-
-def _huber_schedule(abs_residuals: np.ndarray, delta: float) -> list:
-    """Huber thresholds from the largest residual down to ``delta``, a factor ~3 apart.
-
-    Minimising a sequence of Huber losses with a shrinking threshold keeps the
-    solver in the region where most residuals are quadratic, so it moves
-    towards the robust optimum instead of stalling on an L1-like surface.
-    """
-    top = float(np.max(abs_residuals)) if abs_residuals.size else delta
-    if not np.isfinite(top) or top <= delta:
-        return [delta]
-    steps = int(np.ceil(np.log(top / delta) / np.log(3.0)))
-    return list(np.geomspace(top, delta, steps + 1)[1:])
-
-
-def _inside(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Clip into the open box so the trust-region solver accepts the start."""
-    span = np.where(np.isfinite(hi - lo), hi - lo, np.maximum(np.abs(p), 1.0))
-    return np.clip(p, lo + 1e-9 * span, hi - 1e-9 * span)
 
 
 # --- result ------------------------------------------------------------------------------------
@@ -366,7 +182,7 @@ class FitResult:
     seed: int
     delta: float
     method: str
-    _problem: _Problem = field(repr=False)
+    _problem: _solver.Problem = field(repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __repr__(self) -> str:
@@ -420,8 +236,8 @@ class FitResult:
             raise ValueError("bootstrap needs n_boot >= 1")
         if n_boot in self._cache:
             return self._cache[n_boot]
-        lo, hi = (np.array(b, dtype=float) for b in zip(*self.law.bounds))
-        p_best = _inside(self.law.param_array(self.params), lo, hi)
+        lo, hi = _solver.law_bounds(self.law)
+        p_best = _solver.clip_inside(self.law.param_array(self.params), lo, hi)
         rng = np.random.default_rng(self.seed)
         rows = []
         for _ in range(n_boot):
@@ -432,15 +248,8 @@ class FitResult:
                 rows.append({**dict.fromkeys(self.law.param_names, np.nan), "success": False, "n_unique": n_unique})
                 continue
             try:
-                sub = self._problem.subset(idx)
-                if self.method == "profile":
-                    theta = p_best[sub.nonlinear_index]
-                    values, _, ok, _, _ = sub.refine_profile(theta, _wide_bracket(theta, lo, hi, sub), p_best, lo, hi)
-                else:
-                    sol = sub.solve(p_best, lo, hi, max_nfev=None, smooth_first=False)
-                    ok, values = bool(sol.success), sol.x
-                ok = bool(ok and np.all(np.isfinite(values)))
-            except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+                values, ok = _solver.warm_refit(self._problem.subset(idx), self.method, p_best, lo, hi)
+            except _solver.SOLVER_ERRORS:
                 ok, values = False, np.full(self.n_params, np.nan)
             rows.append({**dict(zip(self.law.param_names, values)), "success": ok, "n_unique": n_unique})
         table = pd.DataFrame(rows)
@@ -494,11 +303,27 @@ class FitResult:
         -------
         pandas.DataFrame
             Columns ``pred``, ``lo``, ``hi`` (index of ``data`` when it is a DataFrame).
+
+        Raises
+        ------
+        scaling_lib.runs.MissingColumnError
+            ``data`` lacks an input column.
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd
+        >>> from scaling_lib import laws
+        >>> x = np.logspace(15, 20, 8)
+        >>> df = pd.DataFrame({"x": x, "loss": laws.SATURATING_POWER({"E": 2.0, "A": 300.0, "alpha": 0.15}, x=x)})
+        >>> res = fit(laws.SATURATING_POWER, df, target="loss")
+        >>> res.predict(pd.DataFrame({"x": [1e21]}), interval=None).round(4)
+             pred  lo  hi
+        0  2.2124 NaN NaN
         """
-        x = {}
-        for name, column in self.inputs.items():
-            values = _column(data, column, f"input {name!r} of law {self.law.name}")
-            x[name] = values
+        require_columns(data, list(self.inputs.values()),
+                        f"prediction data of law {self.law.name} (inputs {self.inputs})")
+        x = {name: _numeric(data, column, f"input {name!r} of law {self.law.name}")
+             for name, column in self.inputs.items()}
         pred = self.law.function(self.law.param_array(self.params), x)
         lo = hi = np.full(pred.shape, np.nan)
         if interval is not None:
@@ -579,119 +404,6 @@ def _check_level(level: float) -> None:
 # --- the fit -------------------------------------------------------------------------------------
 
 
-def _choose_method(law: Law, objective: str, method: str) -> str:
-    exact = objective == "lsq" and law.fit_space == "linear" and law.basis is not None and bool(law.linear_params)
-    if method == "auto":
-        return "profile" if exact else "full"
-    if method == "profile" and not exact:
-        raise ValueError(
-            f"method='profile' needs objective='lsq', a linear fit space and a linear basis; "
-            f"law {law.name} with objective {objective!r} does not qualify (use 'full' or 'auto')"
-        )
-    if method not in ("profile", "full"):
-        raise ValueError(f"unknown method {method!r}; choose 'auto', 'profile' or 'full'")
-    return method
-
-
-def _template(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Placeholder values inside the bounds for parameters a start does not give."""
-    return np.array([0.5 * (l + h) if np.isfinite(l + h) else max(l, 0.0) + 1.0 for l, h in zip(lo, hi)])
-
-
-def _wide_bracket(theta: np.ndarray, lo: np.ndarray, hi: np.ndarray, problem: _Problem):
-    """Search interval for a warm-started one-parameter refit: the value +- 3 times its size."""
-    i = problem.nonlinear_index[0]
-    t = float(theta[0])
-    width = 3.0 * max(abs(t), 1e-3)
-    return max(lo[i], t - width), min(hi[i], t + width)
-
-
-def _row(law: Law, start: np.ndarray, final: np.ndarray, value: float, ok: bool, refined: bool, nfev: int, msg: str):
-    row = {f"start_{n}": v for n, v in zip(law.param_names, start)}
-    row.update({f"final_{n}": v for n, v in zip(law.param_names, final)})
-    row.update({"objective": value, "success": ok, "refined": refined, "nfev": nfev, "message": msg})
-    return row
-
-
-def _fit_profile(problem: _Problem, grid: list, lo: np.ndarray, hi: np.ndarray, n_refine: int) -> list:
-    law = problem.law
-    nl = problem.nonlinear_index
-    template = _template(lo, hi)
-    thetas, profiled, values, errors = [], [], [], []
-    for point in grid:
-        theta = np.array([float(point.get(law.param_names[i], template[i])) for i in nl])
-        theta = np.clip(theta, lo[nl], hi[nl])
-        error = ""
-        try:
-            p = problem.profile(theta, template, lo, hi)
-            value = problem.value(p) if np.all(np.isfinite(p)) else math.nan
-        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
-            p, value, error = template.copy(), math.nan, f"error: {exc}"
-            p[nl] = theta
-            p[problem.linear_index] = np.nan
-        thetas.append(theta)
-        profiled.append(p)
-        values.append(value if np.isfinite(value) else math.nan)
-        errors.append(error or ("profiled" if np.isfinite(value) else "profile not finite"))
-    values = np.array(values)
-    finite = np.isfinite(values)
-
-    # candidates to refine, each with its search interval (one nonlinear parameter) or none
-    candidates = []
-    if len(nl) == 1:
-        order = np.argsort([t[0] for t in thetas], kind="stable")
-        t_sorted = np.array([thetas[i][0] for i in order])
-        v_sorted = np.where(finite[order], values[order], np.inf)
-        for j, i in enumerate(order):
-            if not np.isfinite(v_sorted[j]):
-                continue
-            left = v_sorted[j - 1] if j > 0 else np.inf
-            right = v_sorted[j + 1] if j + 1 < len(order) else np.inf
-            if v_sorted[j] <= left and v_sorted[j] <= right:
-                a = t_sorted[j - 1] if j > 0 else lo[nl[0]]
-                b = t_sorted[j + 1] if j + 1 < len(order) else hi[nl[0]]
-                candidates.append((int(i), (float(a), float(b))))
-    else:
-        candidates = [(int(i), None) for i in np.argsort(np.where(finite, values, np.inf), kind="stable") if finite[i]]
-    candidates = sorted(candidates, key=lambda c: values[c[0]])[: max(int(n_refine), 1)]
-
-    rows = [
-        _row(law, profiled[i], profiled[i], values[i], bool(finite[i]), False, 1, errors[i])
-        for i in range(len(grid))
-    ]
-    for i, bracket in candidates:
-        try:
-            p, value, ok, nfev, msg = problem.refine_profile(thetas[i], bracket, profiled[i], lo, hi)
-            ok = bool(ok and np.isfinite(value) and np.all(np.isfinite(p)))
-            rows[i] = _row(law, profiled[i], p, value, ok, True, nfev + 1, msg)
-        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
-            rows[i] = _row(law, profiled[i], np.full(law.n_params, np.nan), math.nan, False, True, 0, f"error: {exc}")
-    return rows
-
-
-def _fit_full(problem: _Problem, grid: list, lo: np.ndarray, hi: np.ndarray, max_nfev: int | None) -> list:
-    law = problem.law
-    rows, memo = [], {}
-    for point in grid:
-        p0 = np.full(law.n_params, np.nan)
-        try:
-            if all(name in point for name in law.param_names):
-                p0 = law.param_array(point)
-            else:
-                template = _template(lo, hi)
-                theta = [float(point.get(law.param_names[i], template[i])) for i in problem.nonlinear_index]
-                p0 = problem.profile(np.clip(theta, lo[problem.nonlinear_index], hi[problem.nonlinear_index]),
-                                     template, lo, hi)
-            p0 = _inside(p0, lo, hi)
-            sol = problem.solve(p0, lo, hi, max_nfev, memo=memo)
-            value = problem.value(sol.x)
-            ok = bool(sol.success and np.isfinite(value))
-            rows.append(_row(law, p0, sol.x, value, ok, True, int(sol.nfev), str(sol.message)))
-        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
-            rows.append(_row(law, p0, np.full(law.n_params, np.nan), math.nan, False, True, 0, f"error: {exc}"))
-    return rows
-
-
 def fit(
     law: Law,
     data,
@@ -754,8 +466,13 @@ def fit(
 
     Raises
     ------
+    scaling_lib.runs.MissingColumnError
+        ``data`` lacks the target or an input column.
     FitInputError
-        Missing column, NaN or non-positive input, fewer runs than parameters.
+        Non-numeric, NaN or non-positive input, fewer runs than parameters,
+        an ``inputs`` key the law does not have.
+    ValueError
+        Unknown ``objective`` or ``method``, a start naming an unknown parameter.
 
     Examples
     --------
@@ -768,9 +485,9 @@ def fit(
     (0.15, 5)
     """
     mapping, x, y, labels = _prepare(law, data, target, inputs, objective, run_id_column)
-    problem = _Problem(law, x, y, objective, float(delta))
-    method = _choose_method(law, objective, method)
-    lo, hi = (np.array(b, dtype=float) for b in zip(*law.bounds))
+    problem = _solver.Problem(law, x, y, objective, float(delta))
+    method = _solver.choose_method(law, objective, method)
+    lo, hi = _solver.law_bounds(law)
     grid = law.start_points() if starts is None else [dict(s) for s in starts]
     if not grid:
         grid = [{}]
@@ -780,9 +497,9 @@ def fit(
             raise ValueError(f"start {point} names unknown parameter(s) {unknown} of law {law.name}")
 
     if method == "profile":
-        rows = _fit_profile(problem, grid, lo, hi, n_refine)
+        rows = _solver.fit_profile(problem, grid, lo, hi, n_refine)
     else:
-        rows = _fit_full(problem, grid, lo, hi, max_nfev)
+        rows = _solver.fit_full(problem, grid, lo, hi, max_nfev)
     ok_rows = [r for r in rows if r["success"]]
     best = None
     if ok_rows:

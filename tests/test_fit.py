@@ -1,4 +1,5 @@
-"""Tests for scaling_lib.fit: recovery, multi-start bookkeeping, bootstrap, errors."""
+"""Tests for scaling_lib.fit and its solver (scaling_lib._solver): recovery, multi-start bookkeeping,
+bootstrap, errors."""
 
 import json
 import warnings
@@ -223,10 +224,10 @@ def test_bad_input_messages():
     bad.loc[1, "M"] = 0.0
     with pytest.raises(fit.FitInputError, match=r"column 'M' must be positive.*'r1'"):
         fit.fit(laws.OVERTRAINING, bad, "y")
-    with pytest.raises(fit.FitInputError, match=r"column 'loss_c4_val' \(fit target\) is not in the data"):
-        fit.fit(laws.OVERTRAINING, df, "loss_c4_val")
-    with pytest.raises(fit.FitInputError, match=r"column 'tokens_per_param' \(input 'M'"):
-        fit.fit(laws.OVERTRAINING, df, "y", inputs={"M": "tokens_per_param"})
+    bad = df.copy()
+    bad["M"] = "twenty"
+    with pytest.raises(fit.FitInputError, match=r"column 'M' \(input 'M' of law overtraining\) is not numeric"):
+        fit.fit(laws.OVERTRAINING, bad, "y")
     with pytest.raises(fit.FitInputError, match=r"has no input 'D'"):
         fit.fit(laws.OVERTRAINING, df, "y", inputs={"D": "N"})
     with pytest.raises(fit.FitInputError, match=r"fewer data points \(3\) than parameters \(4"):
@@ -239,6 +240,47 @@ def test_bad_input_messages():
         fit.fit(laws.OVERTRAINING, df, "y", objective="mse")
     with pytest.raises(ValueError, match="method='profile' needs objective='lsq'"):
         fit.fit(laws.OVERTRAINING, df, "y", objective="huber_log", method="profile")
+
+
+def test_missing_columns_raise_the_projects_column_error():
+    df = synthetic(laws.OVERTRAINING)
+    with pytest.raises(runs.MissingColumnError, match=r"target 'loss_c4_val'\) lacks column\(s\) \['loss_c4_val'\]"):
+        fit.fit(laws.OVERTRAINING, df, "loss_c4_val")
+    with pytest.raises(runs.MissingColumnError, match=r"'M': 'tokens_per_param'.*lacks column\(s\) \['tokens_per_param'\]"):
+        fit.fit(laws.OVERTRAINING, df, "y", inputs={"M": "tokens_per_param"})
+    with pytest.raises(runs.MissingColumnError, match=r"lacks column\(s\) \['N', 'M'\]; it has \['x', 'y'\]"):
+        fit.fit(laws.OVERTRAINING, {"x": df["N"].to_numpy(), "y": df["y"].to_numpy()}, "y")
+    res = fit.fit(laws.OVERTRAINING, df, "y")
+    with pytest.raises(runs.MissingColumnError, match=r"prediction data of law overtraining.*lacks column\(s\) \['M'\]"):
+        res.predict(df.drop(columns="M"), interval=None)
+    assert issubclass(runs.MissingColumnError, ValueError)
+
+
+def test_no_public_default_names_a_testbed_column():
+    import inspect
+
+    for name in fit.__all__:
+        obj = getattr(fit, name)
+        funcs = [obj] if inspect.isfunction(obj) else [m for _, m in inspect.getmembers(obj, inspect.isfunction)]
+        for func in funcs:
+            for param in inspect.signature(func).parameters.values():
+                default = param.default
+                assert not (isinstance(default, str) and default.startswith(("loss_", "err_", "bpb_"))), (func, param)
+
+
+def test_refine_profile_returns_named_fields():
+    from scaling_lib import _solver
+
+    df = synthetic(laws.SATURATING_POWER)
+    problem = _solver.Problem(laws.SATURATING_POWER, {"x": df["x"].to_numpy()}, df["y"].to_numpy(), "lsq", 1e-3)
+    lo, hi = _solver.law_bounds(laws.SATURATING_POWER)
+    template = _solver.start_template(lo, hi)
+    out = problem.refine_profile(np.array([0.1]), (0.03, 0.4), template, lo, hi)
+    assert isinstance(out, _solver.RefinedProfile) and out.success and out.nfev > 0 and out.message
+    np.testing.assert_allclose(out.params, [TRUE["saturating_power"][n] for n in ("E", "A", "alpha")], rtol=1e-5)
+    assert out.value == pytest.approx(problem.value(out.params))
+    with pytest.raises(AttributeError):
+        out.value = 0.0
 
 
 def test_bounded_lstsq_matches_scipy():
@@ -296,10 +338,11 @@ def test_accepts_a_mapping_of_arrays():
     np.testing.assert_allclose(res.params["alpha"], TRUE["saturating_power"]["alpha"], rtol=1e-6)
 
 
-def test_docstring_examples():
+@pytest.mark.parametrize("name", ["fit", "_solver"])
+def test_docstring_examples(name):
     import doctest
+    import importlib
 
-    from scaling_lib import fit as module
-
+    module = importlib.import_module(f"scaling_lib.{name}")
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
