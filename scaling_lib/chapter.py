@@ -34,6 +34,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from scaling_lib import runs
+from scaling_lib.prose import short
 
 __all__ = ["ChapterInputError", "check_table", "run_table", "check_choice"]
 
@@ -141,7 +142,9 @@ def run_table(runs_path, columns: Mapping, *, train_set=None, min_runs: int = 1,
     -------
     pandas.DataFrame
         The whole table as loaded (the chapter selects its training set itself); the checks
-        ran on the runs of the chosen training set.
+        ran on the runs of the chosen training set.  A table without the optional ``model``
+        column gets one that names each size by its parameter count (``"1.1M"``), since the
+        chapters' tables have a row per model.
 
     Raises
     ------
@@ -153,4 +156,6 @@ def run_table(runs_path, columns: Mapping, *, train_set=None, min_runs: int = 1,
     except (FileNotFoundError, runs.RunTableError) as exc:
         raise ChapterInputError(f"parameter {parameter} = {str(runs_path)!r}: {exc}") from None
     check_table(table, columns, source=str(runs_path), train_set=train_set, min_runs=min_runs)
+    if "model" not in table.columns:
+        table = table.assign(model=[short(n) for n in table["N"]])
     return table

@@ -71,6 +71,8 @@ def average_members(df, average, candidates, atol=1e-6):
     """
     candidates = list(candidates)
     require_columns(df, [average, *candidates], "run table")
+    if not candidates:  # (scipy's nnls crashes the process on a matrix without columns)
+        raise ValueError(f"no task columns to tell which ones {average!r} averages")
     X = df[candidates].to_numpy(float)
     y = df[average].to_numpy(float)
     ok = np.isfinite(y) & np.all(np.isfinite(X), axis=1)
@@ -171,7 +173,9 @@ def per_task_fits(fit_runs, heldout, tasks, loss, *, pred_loss=None, chance=None
             row["chance"] = float(chance[task])
             row["above_chance"] = float(chance[task] - both.min())
         rows.append(row)
-    return pd.DataFrame(rows).set_index("task")
+    columns = ["task", *laws.ERROR.param_names, "success", "n_fit", "fit_rms", "spread", "heldout_mae",
+               "heldout_rel_err_pct", "mae_over_spread"] + (["chance", "above_chance"] if chance is not None else [])
+    return pd.DataFrame(rows, columns=columns).set_index("task")
 
 
 def _subsets(tasks, size, n_draws, rng):

@@ -59,7 +59,8 @@ class Protocol:
     size_column : str
         Column ranked to define sizes (``N``: runs of one shape share it).
     group_by : str or None
-        Column whose groups (training sets) get their own ranks and fits.
+        Column whose groups (training sets) get their own ranks and fits; a table without
+        that column is one group.
     rtol : float
         Relative tolerance when matching ``M`` values.
 
@@ -101,9 +102,9 @@ def size_rank(df, protocol=PAPER):
     >>> size_rank(df, Protocol(group_by=None)).tolist()
     [2, 0, 2, 1]
     """
-    require_columns(df, [protocol.size_column, protocol.group_by], "run table")
+    require_columns(df, [protocol.size_column], "run table")
     sizes = df[protocol.size_column]
-    if protocol.group_by is None:
+    if protocol.group_by is None or protocol.group_by not in df.columns:
         ranks = sizes.rank(method="dense")
     else:
         ranks = sizes.groupby(df[protocol.group_by]).rank(method="dense")

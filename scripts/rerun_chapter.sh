@@ -39,4 +39,7 @@ except pm.PapermillExecutionError as exc:
           file=sys.stderr)
     print(f"rerun_chapter: full traceback in {out}", file=sys.stderr)
     sys.exit(1)
+except Exception as exc:  # the kernel died, the notebook could not be written, ...
+    print(f"rerun_chapter: {type(exc).__name__}: {exc}"[:600], file=sys.stderr)
+    sys.exit(1)
 PY

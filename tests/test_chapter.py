@@ -80,3 +80,13 @@ def test_rerun_prints_the_chapter_error_in_at_most_three_lines(tmp_path):
     assert len(proc.stderr.strip().splitlines()) <= 3, proc.stderr
     assert "ChapterInputError: parameter loss_col = 'loss_xx'" in ours[0]
     assert "full traceback in" in ours[1] and out.is_file()
+
+
+def test_a_chapter_runs_on_a_table_with_only_the_required_columns_and_its_loss(tmp_path):
+    table = pd.read_csv(ROOT / "data" / "testbeds" / "cpu-tiny" / "runs.csv")
+    minimal = tmp_path / "runs.csv"
+    table[["run_id", "N", "D", "M", "flops", "loss_en"]].to_csv(minimal, index=False)
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "rerun_chapter.sh"), "notebooks/overtraining_loss.md",
+                           str(tmp_path / "out.ipynb"), "-p", "runs_path", str(minimal)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]

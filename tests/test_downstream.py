@@ -59,6 +59,11 @@ def test_average_members_recovers_the_averaged_columns():
     assert downstream.average_members(df, "avg", candidates) == members
 
 
+def test_average_members_without_candidates_is_an_error_not_a_crash():
+    with pytest.raises(ValueError, match="no task columns"):
+        downstream.average_members(_runs().assign(err_avg=0.5), "err_avg", [])
+
+
 def test_average_members_rejects_a_weighted_average():
     df = _runs(n=14, n_tasks=4)
     df["avg"] = 0.8 * df["err_t0"] + 0.2 * df["err_t1"]
