@@ -522,16 +522,20 @@ def load_openlm_testbed(path=None, *, subset=OPENLM_SUBSET17):
 
 @contextlib.contextmanager
 def _locked(directory):
-    """An exclusive advisory lock on ``directory`` (POSIX), so parallel appends do not race."""
+    """An exclusive advisory lock on ``directory`` (POSIX), so parallel appends do not race.
+
+    Yields True while the lock is held, False where there is no ``fcntl``
+    (non-POSIX: atomic replace only).  The lock dies with its process.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - non-POSIX: atomic replace only
-        yield
+        yield False
         return
     fd = os.open(directory, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        yield True
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
@@ -540,10 +544,14 @@ def _locked(directory):
 def append_run(path, row, *, on_duplicate="skip"):
     """Append one run to a run-table CSV atomically.
 
-    The table is rewritten to a temporary file in the same directory which
-    then replaces the old file (``os.replace``), so a crash never leaves a
-    half-written table; an advisory lock on the directory serialises
-    concurrent writers.
+    The table is rewritten to a temporary file in the same directory
+    (``.<name>.<pid>.<random>.tmp``) which then replaces the old file
+    (``os.replace``), so a crash never leaves a half-written table; an
+    advisory lock on the directory serialises concurrent writers.  The
+    temporary file is removed on any failure, and one left by a writer that
+    was killed is removed by the next append (under the lock no other writer
+    can own it).  The table gets the process's normal file mode (``0o666``
+    less the umask, e.g. ``0o644``), as any file the process creates.
 
     Parameters
     ----------
@@ -563,8 +571,9 @@ def append_run(path, row, *, on_duplicate="skip"):
     Raises
     ------
     RunTableError
-        The row lacks a required column or fails :func:`validate_runs`, or the
-        run is a duplicate and ``on_duplicate="error"``.
+        The row lacks a required column or fails :func:`validate_runs`, a
+        loss column (``loss*``, ``train_loss``, ``bpb_*``) of the row is NaN
+        or infinite, or the run is a duplicate and ``on_duplicate="error"``.
 
     Examples
     --------
@@ -583,9 +592,25 @@ def append_run(path, row, *, on_duplicate="skip"):
         raise RunTableError(f"{path}: new run {row.get('run_id', '?')!r} lacks required "
                             f"column(s) {missing}")
     run_id = str(row["run_id"])
+    bad = {}
+    for col, value in row.items():
+        if col.startswith(("loss", "train_loss", "bpb_")):
+            try:
+                ok = value is None or math.isfinite(float(value))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                bad[col] = value
+    if bad:
+        raise RunTableError(f"{path}: new run {run_id!r} has non-finite loss column(s) {bad}; "
+                            "a diverged or broken run is not recorded")
     new = pd.DataFrame([row])
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path.parent):
+    with _locked(path.parent) as exclusive:
+        if exclusive:  # temporary files of writers killed mid-append
+            for stale in path.parent.glob(f".{path.name}.*.tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    stale.unlink()
         if path.exists():
             table = _read_csv(path)
             if run_id in set(table["run_id"].astype(str)):
@@ -596,13 +621,14 @@ def append_run(path, row, *, on_duplicate="skip"):
         else:
             table = new
         validate_runs(table, source=f"{path} (after appending {run_id!r})")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
         try:
+            # os.open with 0o666 lets the umask set the mode (tempfile.mkstemp would give 0o600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             with os.fdopen(fd, "w", newline="") as fh:
                 table.to_csv(fh, index=False)
             os.replace(tmp, path)
-        except BaseException:
+        finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            raise
     return True

@@ -290,6 +290,50 @@ def test_append_run_failed_write_keeps_old_table(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_append_run_file_mode_follows_umask(tmp_path, umask, mode):
+    import os
+
+    path = tmp_path / "runs.csv"
+    old = os.umask(umask)
+    try:
+        runs.append_run(path, _row("r0"))
+        assert path.stat().st_mode & 0o777 == mode
+        runs.append_run(path, _row("r1"))  # the replacement, too
+        assert path.stat().st_mode & 0o777 == mode
+    finally:
+        os.umask(old)
+
+
+def test_append_run_failing_append_leaves_no_temp_file(tmp_path, monkeypatch):
+    path = tmp_path / "runs.csv"
+    runs.append_run(path, _row("r0"))
+    before = path.read_text()
+    stale = tmp_path / ".runs.csv.abc123.tmp"  # left by a writer killed mid-append
+    stale.write_text("run_id,N\n")
+
+    def half_written(self, fh, **kwargs):
+        fh.write("run_id,N,D\nr0,")
+        raise KeyboardInterrupt  # any failure, not only an Exception
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_written)
+    with pytest.raises(KeyboardInterrupt):
+        runs.append_run(path, _row("r1"))
+    assert path.read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.csv"]  # stale one cleared too
+
+
+def test_append_run_refuses_non_finite_losses(tmp_path):
+    path = tmp_path / "runs.csv"
+    runs.append_run(path, _row("r0", loss_en=3.0))
+    for col in ("loss_en", "loss_en_hi", "train_loss", "bpb_en"):
+        with pytest.raises(runs.RunTableError, match=rf"run 'r1' has non-finite loss column\(s\) \{{'{col}': nan"):
+            runs.append_run(path, _row("r1", **{col: float("nan")}))
+    with pytest.raises(runs.RunTableError, match="non-finite"):
+        runs.append_run(path, _row("r1", loss_en=float("inf")))
+    assert runs.load_runs(path)["run_id"].tolist() == ["r0"]
+
+
 def test_docstring_examples():
     import doctest
 

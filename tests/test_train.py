@@ -9,10 +9,12 @@ import torch
 import torch.multiprocessing as mp
 
 from scaling_lib.training.model import GPTConfig
+from scaling_lib.training import train as train_module
 from scaling_lib.training.train import (
     CheckpointError,
     DataOrder,
     TrainConfig,
+    TrainingDiverged,
     load_checkpoint,
     lr_lambda,
     save_checkpoint,
@@ -143,6 +145,114 @@ def test_corrupt_checkpoint_gives_clear_error(data, tmp_path):
     ckpt.write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError, match="bad.pt is corrupt or unreadable"):
         train(tiny_config(), train_tokens, val_tokens, checkpoint_path=ckpt, progress=False)
+
+
+def _assert_finite_checkpoint(path, cfg):
+    state = load_checkpoint(path, cfg)
+    for name, t in list(state["model"].items()):
+        assert torch.isfinite(t).all(), name
+
+
+def test_huge_learning_rate_diverges_naming_the_step(data, tmp_path):
+    train_tokens, val_tokens = data
+    cfg = tiny_config(lr=1e30, grad_clip=0.0, checkpoint_every=1)
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(TrainingDiverged, match=r"run r0 \(d_model=16, .*lr=1e\+30.*\) diverged at step \d+ of 31") as exc:
+        train(cfg, train_tokens, val_tokens, checkpoint_path=ckpt, progress=False, desc="r0")
+    assert 1 <= exc.value.step < 31
+    if ckpt.exists():  # only finite states are ever saved
+        _assert_finite_checkpoint(ckpt, cfg)
+        assert load_checkpoint(ckpt, cfg)["step"] < exc.value.step
+
+
+class PoisonedAdamW(torch.optim.AdamW):
+    """AdamW that writes a NaN into the first weight after its ``poison_at``-th step."""
+
+    poison_at = 8
+
+    def step(self, closure=None):
+        out = super().step(closure)
+        self.n_steps = getattr(self, "n_steps", 0) + 1
+        if self.n_steps == self.poison_at:
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].view(-1)[0] = float("nan")
+        return out
+
+
+@pytest.mark.parametrize("checkpoint_every, eval_points, where, step", [
+    (4, 1, "embed.weight is non-finite before the checkpoint save", 8),  # step 8 saves: refused
+    (5, 2, "weight embed.weight is non-finite", 8),  # step 8 evaluates: the weights are checked
+    (5, 1, "training loss is nan", 9),  # step 9's loss is the first to see the NaN
+])
+def test_injected_nan_stops_training_and_is_never_saved(data, tmp_path, monkeypatch, checkpoint_every,
+                                                        eval_points, where, step):
+    train_tokens, val_tokens = data
+    cfg = tiny_config(tokens=16 * 8 * 15, checkpoint_every=checkpoint_every, eval_points=eval_points)
+    monkeypatch.setattr(train_module.torch.optim, "AdamW", PoisonedAdamW)
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(TrainingDiverged, match=where) as exc:
+        train(cfg, train_tokens, val_tokens, checkpoint_path=ckpt, progress=False)
+    assert exc.value.step == step and f"at step {step} of 15" in str(exc.value)
+    _assert_finite_checkpoint(ckpt, cfg)
+    assert load_checkpoint(ckpt, cfg)["step"] == (4 if checkpoint_every == 4 else 5)
+
+
+def test_non_finite_validation_loss_is_never_returned(data, monkeypatch):
+    train_tokens, val_tokens = data
+    monkeypatch.setattr(train_module, "val_loss", lambda *a, **k: float("nan"))
+    with pytest.raises(TrainingDiverged, match=r"validation loss is nan"):
+        train(tiny_config(eval_points=1), train_tokens, val_tokens, progress=False)
+
+
+def test_flipped_bytes_in_a_checkpoint_are_detected(data, tmp_path):
+    train_tokens, val_tokens = data
+    cfg = tiny_config(checkpoint_every=4)
+    ckpt = tmp_path / "run.pt"
+
+    def crash_at(step):
+        if step == 5:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(cfg, train_tokens, val_tokens, checkpoint_path=ckpt, progress=False, on_step=crash_at)
+    good = ckpt.read_bytes()
+    assert load_checkpoint(ckpt, cfg)["step"] == 4
+    for offset in (len(good) // 2, len(good) - 3):  # a weight byte, the zip directory
+        bad = bytearray(good)
+        bad[offset] ^= 0x10
+        ckpt.write_bytes(bytes(bad))
+        with pytest.raises(CheckpointError, match=r"run.pt is corrupt: its payload does not match its SHA-256"):
+            load_checkpoint(ckpt, cfg)
+        with pytest.raises(CheckpointError, match="run.pt is corrupt"):
+            train(cfg, train_tokens, val_tokens, checkpoint_path=ckpt, progress=False)
+    ckpt.write_bytes(good[: len(good) // 2])  # truncated
+    with pytest.raises(CheckpointError, match="does not match its SHA-256"):
+        load_checkpoint(ckpt, cfg)
+
+
+def test_checkpoint_without_checksum_is_refused(tmp_path):
+    cfg = tiny_config()
+    torch.save({"format": "scaling_lib.training.train/1", "config": cfg.to_dict(), "step": 1}, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match=r"old.pt has no checksum .*delete it to restart"):
+        load_checkpoint(tmp_path / "old.pt", cfg)
+
+
+def test_checkpoint_save_respects_umask_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "c.pt", {"step": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "c.pt").stat().st_mode & 0o777 == 0o644
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(train_module.os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(tmp_path / "c.pt", {"step": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]
+    assert load_checkpoint(tmp_path / "c.pt", check_format=False)["step"] == 1
 
 
 def test_checkpoint_of_other_config_is_refused(tmp_path):

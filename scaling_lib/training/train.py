@@ -23,6 +23,13 @@ CPU) each rank takes a strided share of every global batch and gradients are
 averaged by DistributedDataParallel; the loss is normalised by the global
 number of target tokens so the update equals the single-process one.
 
+Training that diverges stops with :class:`TrainingDiverged` as soon as it
+shows: the training loss is checked after every step (it is computed
+anyway), the weights at every evaluation point and, with the optimiser
+state, before every checkpoint save, so no non-finite checkpoint or result
+is ever written or returned.  Checkpoints carry a SHA-256 checksum of their
+payload, verified by :func:`load_checkpoint`.
+
 Examples
 --------
 >>> import numpy as np
@@ -38,6 +45,8 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
+import io
 import math
 import os
 import subprocess
@@ -56,10 +65,79 @@ from scaling_lib.configs import GPTConfig, TrainConfig  # noqa: F401  (part of t
 from scaling_lib.training.model import GPT, lm_loss
 
 CHECKPOINT_FORMAT = "scaling_lib.training.train/1"
+"""Schema of the state dict :func:`train` checkpoints."""
+
+CHECKPOINT_MAGIC = b"scaling_lib checkpoint v2\n"
+"""First line of every file :func:`save_checkpoint` writes; the second is ``sha256:<hex>``."""
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is unreadable, corrupt, or belongs to another run."""
+
+
+class TrainingDiverged(RuntimeError):
+    """Training produced a non-finite loss or non-finite weights.
+
+    Attributes
+    ----------
+    step : int
+        Completed steps when the problem was found (the step whose update or
+        loss was non-finite is this one).
+    reason : str
+        What was non-finite (the loss, a named parameter, ...).
+    """
+
+    def __init__(self, message: str, *, step: int, reason: str) -> None:
+        super().__init__(message)
+        self.step = step
+        self.reason = reason
+
+
+def _run_label(cfg: TrainConfig, desc: str | None = None) -> str:
+    """The run's essentials for error messages.
+
+    Examples
+    --------
+    >>> from scaling_lib.training.model import GPTConfig
+    >>> _run_label(TrainConfig(model=GPTConfig(d_model=16, n_layers=1, n_heads=2), tokens=4096,
+    ...                        batch_size=8, lr=1e-2, warmup_steps=1), "r0")
+    'run r0 (d_model=16, n_layers=1, n_heads=2, lr=0.01, batch_size=8, tokens=4096, seed=0)'
+    """
+    m = cfg.model
+    name = f"run {desc} " if desc else "run "
+    return (f"{name}(d_model={m.d_model}, n_layers={m.n_layers}, n_heads={m.n_heads}, lr={cfg.lr:g}, "
+            f"batch_size={cfg.batch_size}, tokens={cfg.tokens}, seed={cfg.seed})")
+
+
+def first_nonfinite(tensors) -> str | None:
+    """Name of the first tensor holding a NaN or an infinity, or ``None`` if all are finite.
+
+    Parameters
+    ----------
+    tensors : iterable of (name, tensor)
+        E.g. ``model.named_parameters()``; one device synchronisation in all.
+
+    Examples
+    --------
+    >>> first_nonfinite([("a", torch.ones(2)), ("b", torch.tensor([1.0, float("nan")]))])
+    'b'
+    >>> first_nonfinite([("a", torch.ones(2))]) is None
+    True
+    """
+    named = [(n, t) for n, t in tensors if torch.is_tensor(t) and t.is_floating_point()]
+    if not named:
+        return None
+    ok = torch.stack([torch.isfinite(t.detach()).all() for _, t in named]).cpu()
+    bad = (~ok).nonzero()
+    return named[int(bad[0])][0] if len(bad) else None
+
+
+def _state_tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer):
+    """(name, tensor) of every parameter and every optimiser state tensor."""
+    for name, p in model.named_parameters():
+        yield name, p
+        for key, value in optimizer.state.get(p, {}).items():
+            yield f"{key} of {name} (optimiser state)", value
 
 
 @dataclass
@@ -250,31 +328,97 @@ def val_loss(model: torch.nn.Module, tokens: np.ndarray, seq_len: int, n_seqs: i
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Write ``state`` with ``torch.save`` atomically (temporary file, then ``os.replace``)."""
+    """Write ``state`` atomically (temporary file, then ``os.replace``) with a checksum.
+
+    The file is :data:`CHECKPOINT_MAGIC`, a line ``sha256:<hex digest of the
+    payload>``, then the payload: ``state`` serialised by ``torch.save``.
+    The temporary file is removed if writing fails; the file gets the
+    process's normal mode (the umask applies).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.pt"
+    >>> save_checkpoint(p, {"step": 3})
+    >>> load_checkpoint(p, check_format=False)["step"]
+    3
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    payload = buf.getbuffer()
+    digest = hashlib.sha256(payload).hexdigest()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(CHECKPOINT_MAGIC)
+            fh.write(f"sha256:{digest}\n".encode("ascii"))
+            fh.write(payload)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
-def load_checkpoint(path: str | os.PathLike, cfg: TrainConfig | None = None) -> dict:
-    """Read a checkpoint written by :func:`train`; raise :class:`CheckpointError` if unusable.
+def load_checkpoint(path: str | os.PathLike, cfg: TrainConfig | None = None, *, check_format: bool = True) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint`; raise :class:`CheckpointError` if unusable.
 
     Parameters
     ----------
     path : path-like
     cfg : TrainConfig, optional
         If given, the checkpoint must have been written for exactly this config.
+    check_format : bool
+        Require a :data:`CHECKPOINT_FORMAT` training state (False for other
+        payloads, such as a sweep's final weights).
+
+    Raises
+    ------
+    CheckpointError
+        The file is unreadable, lacks the checksum header (a checkpoint of an
+        older version: delete it, the run restarts from scratch), its payload
+        does not match its checksum (flipped or lost bytes), it is not a
+        training checkpoint, or it belongs to another config.  The message
+        names the file.
     """
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint {path} is unreadable ({exc})") from exc
+    if not data.startswith(CHECKPOINT_MAGIC):
+        if data.startswith(b"PK"):
+            raise CheckpointError(
+                f"checkpoint {path} has no checksum (written by an older version of scaling_lib); "
+                "it cannot be verified: delete it to restart the run from scratch"
+            )
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or unreadable (no {CHECKPOINT_MAGIC.strip().decode()!r} header); "
+            "delete it to restart the run from scratch"
+        )
+    head_end = data.find(b"\n", len(CHECKPOINT_MAGIC))
+    header = data[len(CHECKPOINT_MAGIC) : head_end] if head_end > 0 else b""
+    if not header.startswith(b"sha256:"):
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or unreadable (malformed checksum line); "
+            "delete it to restart the run from scratch"
+        )
+    payload = memoryview(data)[head_end + 1 :]
+    if hashlib.sha256(payload).hexdigest().encode("ascii") != header[len(b"sha256:") :]:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: its payload does not match its SHA-256 checksum "
+            "(flipped or missing bytes); delete it to restart the run from scratch"
+        )
+    try:
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as exc:  # any unpickling / zip error means the file is unusable
         raise CheckpointError(
             f"checkpoint {path} is corrupt or unreadable ({type(exc).__name__}: {exc}); "
             "delete it to restart the run from scratch"
         ) from exc
+    if not check_format:
+        return state
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint {path} is not a {CHECKPOINT_FORMAT} checkpoint")
     if cfg is not None and state.get("config") != cfg.to_dict():
@@ -354,6 +498,34 @@ def train(
     Returns
     -------
     TrainResult
+        Its ``final_loss``, ``train_loss`` and curve are finite.
+
+    Raises
+    ------
+    TrainingDiverged
+        The training loss of a step was NaN or infinite, or the weights were
+        at an evaluation point, or the weights or optimiser state were before
+        a checkpoint save (nothing is saved then: the last checkpoint on disk
+        is an earlier, finite one), or a validation loss was.  The message
+        names the step and the run's essentials (``desc``, shape, lr, batch,
+        tokens, seed).
+    CheckpointError
+        ``checkpoint_path`` exists but is corrupt, unverifiable or of another
+        config; it is never resumed from then.
+
+    Examples
+    --------
+    A learning rate far too high diverges within a few steps:
+
+    >>> import numpy as np
+    >>> from scaling_lib.training.model import GPTConfig
+    >>> toks = (np.arange(5000) % 17).astype(np.uint16)
+    >>> cfg = TrainConfig(model=GPTConfig(d_model=16, n_layers=1, n_heads=2, vocab_size=17, seq_len=16),
+    ...                   tokens=4096, batch_size=8, lr=1e30, warmup_steps=1, grad_clip=0.0, eval_seqs=4)
+    >>> train(cfg, toks, toks[:1000], progress=False, desc="r0")
+    Traceback (most recent call last):
+    ...
+    scaling_lib.training.train.TrainingDiverged: run r0 (d_model=16, ...) diverged at step ...
     """
     from tqdm.auto import tqdm
 
@@ -380,6 +552,14 @@ def train(
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
 
+    label = _run_label(cfg, desc)
+    total = cfg.total_steps
+
+    def diverged(step: int, reason: str) -> TrainingDiverged:
+        return TrainingDiverged(f"{label} diverged at step {step} of {total}: {reason}; "
+                                "nothing of this step was checkpointed or recorded (try a lower lr)",
+                                step=step, reason=reason)
+
     start_step, curve, wall_before, resumed = 0, [], 0.0, 0
     if checkpoint_path is not None and Path(checkpoint_path).exists():
         state = load_checkpoint(checkpoint_path, cfg)
@@ -388,6 +568,10 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         start_step, curve, wall_before = state["step"], [tuple(c) for c in state["curve"]], state["wall_s"]
         resumed = start_step
+        bad = first_nonfinite(_state_tensors(model, optimizer))
+        if bad is not None:  # a checksummed file was saved so: never written by this version
+            raise CheckpointError(f"checkpoint {checkpoint_path} holds non-finite values in {bad}; "
+                                  "delete it to restart the run from scratch")
 
     step_model = model
     if on_cuda:
@@ -396,7 +580,6 @@ def train(
         step_model = DistributedDataParallel(step_model, device_ids=[torch.cuda.current_device()] if on_cuda else None)
 
     order = DataOrder(len(train_tokens), cfg.model.seq_len, cfg.seed)
-    total = cfg.total_steps
     eval_steps = set(np.linspace(0, total, cfg.eval_points + 1).round().astype(int)[1:].tolist())
     eval_steps.add(total)
     micro = cfg.micro_batch_size
@@ -405,6 +588,9 @@ def train(
     def checkpoint(step: int, wall: float) -> None:
         if checkpoint_path is None or rank != 0:
             return
+        bad = first_nonfinite(_state_tensors(model, optimizer))
+        if bad is not None:
+            raise diverged(step, f"{bad} is non-finite before the checkpoint save")
         save_checkpoint(
             checkpoint_path,
             {
@@ -433,53 +619,64 @@ def train(
     last_ckpt = t0
     train_loss = float("nan")
     model.train()
-    for step in range(start_step, total):
-        x, y, n_global = step_batch(train_tokens, order, cfg, step, rank, world)
-        if len(x) == 0:  # this rank has no rows in a partial final batch: a fully masked dummy row
-            x = torch.zeros((1, cfg.model.seq_len), dtype=torch.long)
-            y = torch.full((1, cfg.model.seq_len), -100, dtype=torch.long)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        chunk = micro or len(x)
-        ce_total = 0.0
-        for i in range(0, len(x), chunk):
-            sync = distributed and i + chunk < len(x)
-            ctx = step_model.no_sync() if sync else torch.enable_grad()
-            with ctx, amp:
-                logits = step_model(x[i : i + chunk])  # (b, T, V)
-                ce, z = lm_loss(logits, y[i : i + chunk], cfg.z_loss)
-                # DDP averages gradients over ranks, hence the factor `world`
-                loss = (ce + z) * world / n_global
-            loss.backward()
-            ce_total += float(ce.detach())
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
-        if distributed:
-            ce_sum = torch.tensor(ce_total, dtype=torch.float64)
-            dist.all_reduce(ce_sum)
-            ce_total = float(ce_sum)
-        train_loss = ce_total / n_global
-        done = step + 1
-        tokens_done = min(cfg.tokens, done * cfg.tokens_per_step)
-        bar.update(tokens_done - bar.n)
-        if done in eval_steps:
-            loss_en = val_loss(model, val_tokens, cfg.model.seq_len, cfg.eval_seqs)
-            curve.append((done, tokens_done, loss_en))
-            bar.set_postfix(loss_en=f"{loss_en:.3f}", refresh=False)
-        now = time.perf_counter()
-        if done < total and (
-            (cfg.checkpoint_every and done % cfg.checkpoint_every == 0)
-            or now - last_ckpt >= cfg.checkpoint_every_s
-        ):
-            checkpoint(done, wall_before + now - t0)
-            last_ckpt = now
-        if on_step is not None:
-            on_step(done)
-    bar.close()
+    try:
+        for step in range(start_step, total):
+            x, y, n_global = step_batch(train_tokens, order, cfg, step, rank, world)
+            if len(x) == 0:  # this rank has no rows in a partial final batch: a fully masked dummy row
+                x = torch.zeros((1, cfg.model.seq_len), dtype=torch.long)
+                y = torch.full((1, cfg.model.seq_len), -100, dtype=torch.long)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            chunk = micro or len(x)
+            ce_total = 0.0
+            for i in range(0, len(x), chunk):
+                sync = distributed and i + chunk < len(x)
+                ctx = step_model.no_sync() if sync else torch.enable_grad()
+                with ctx, amp:
+                    logits = step_model(x[i : i + chunk])  # (b, T, V)
+                    ce, z = lm_loss(logits, y[i : i + chunk], cfg.z_loss)
+                    # DDP averages gradients over ranks, hence the factor `world`
+                    loss = (ce + z) * world / n_global
+                loss.backward()
+                ce_total += float(ce.detach())
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            if distributed:
+                ce_sum = torch.tensor(ce_total, dtype=torch.float64)
+                dist.all_reduce(ce_sum)
+                ce_total = float(ce_sum)
+            train_loss = ce_total / n_global
+            done = step + 1
+            if not math.isfinite(train_loss):
+                raise diverged(done, f"training loss is {train_loss}")
+            tokens_done = min(cfg.tokens, done * cfg.tokens_per_step)
+            bar.update(tokens_done - bar.n)
+            if done in eval_steps:
+                bad = first_nonfinite(model.named_parameters())
+                if bad is not None:
+                    raise diverged(done, f"weight {bad} is non-finite")
+                loss_en = val_loss(model, val_tokens, cfg.model.seq_len, cfg.eval_seqs)
+                if not math.isfinite(loss_en):
+                    raise diverged(done, f"validation loss is {loss_en}")
+                curve.append((done, tokens_done, loss_en))
+                bar.set_postfix(loss_en=f"{loss_en:.3f}", refresh=False)
+            now = time.perf_counter()
+            if done < total and (
+                (cfg.checkpoint_every and done % cfg.checkpoint_every == 0)
+                or now - last_ckpt >= cfg.checkpoint_every_s
+            ):
+                checkpoint(done, wall_before + now - t0)
+                last_ckpt = now
+            if on_step is not None:
+                on_step(done)
+    finally:
+        bar.close()
     wall = wall_before + time.perf_counter() - t0
     final = curve[-1][2] if curve else val_loss(model, val_tokens, cfg.model.seq_len, cfg.eval_seqs)
+    if not (math.isfinite(final) and math.isfinite(train_loss)):
+        raise diverged(total, f"final validation loss {final}, training loss {train_loss}")
     return TrainResult(
         config=cfg,
         model=model,
