@@ -31,6 +31,7 @@ import argparse
 import difflib
 import json
 import math
+import os
 import sys
 
 import numpy as np
@@ -38,6 +39,7 @@ import pandas as pd
 
 from scaling_lib import backtest, laws, runs
 from scaling_lib import fit as fitting
+from scaling_lib.prose import wrap
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "LAWS", "UsageError", "default_cutoffs",
            "main", "parse_at"]
@@ -90,8 +92,12 @@ def _pairs(items, option: str) -> dict:
 def _need_column(df, column: str, role: str, where: str) -> None:
     if column in df.columns:
         return
-    close = difflib.get_close_matches(column, [str(c) for c in df.columns], n=3, cutoff=0.6)
-    hint = f"; similar: {', '.join(close)}" if close else f"; it has {len(df.columns)} columns"
+    names = [str(c) for c in df.columns]
+    kind = column.split("_", 1)[0] + "_" if "_" in column else None
+    same = [c for c in names if kind and c.startswith(kind) and not c.endswith(("_lo", "_hi"))]
+    close = same or difflib.get_close_matches(column, names, n=3, cutoff=0.6)
+    shown = ", ".join(close[:8]) + (f" (+{len(close) - 8} more)" if len(close) > 8 else "")
+    hint = f"; it has {shown}" if close else f"; it has {len(names)} other columns"
     raise UsageError(f"{where}: no column {column!r} ({role}){hint}")
 
 
@@ -269,7 +275,9 @@ def cmd_fit(args, out) -> int:
     else:
         report = result.report()
         print(_header(args, df, law), file=out)
-        print(report, file=out)
+        print(wrap(report, width=88), file=out)
+        if not args.boot:
+            print("  (--boot N adds 95% intervals from N bootstrap refits over runs)", file=out)
         for text in warnings:
             if text not in report:
                 print(f"warning: {text}", file=out)
@@ -340,8 +348,8 @@ def cmd_backtest(args, out) -> int:
     try:
         if args.split == "shapes":
             splits = backtest.shape_splits(work)
-            how = ("fit the smallest k sizes at M=20 and the smallest at M=320 (the paper's design), "
-                   "predict every run of the larger sizes")
+            how = ("by shapes: fit the k smallest sizes at M=20 plus the smallest at M=320, "
+                   "predict the larger sizes")
         else:
             if args.cutoffs:
                 cutoffs = [float(x) for x in args.cutoffs.split(",")]
@@ -354,7 +362,8 @@ def cmd_backtest(args, out) -> int:
                     seen.add(split.fit_ids)
                     unique.append(split)
             splits = unique
-            how = "fit the runs with compute at or below the cut-off, predict the more expensive ones"
+            how = ("by compute: fit the runs at or below each cut-off C, predict the more "
+                   "expensive ones")
         if not splits:
             raise UsageError(f"{args.table}: no {args.split} split leaves runs to fit and to predict")
         table = backtest.run_backtest(work, splits, args.target, law=law, objectives=(args.objective,))
@@ -364,8 +373,8 @@ def cmd_backtest(args, out) -> int:
         raise UsageError(f"{args.table}: {exc}") from exc
     if args.csv:
         table.to_csv(args.csv, index=False)
-    print(f"backtest   law {law.name} on {args.target} ({args.objective}); "
-          f"{args.split} splits: {how}", file=out)
+    print(f"backtest   law {law.name} fitted to {args.target} ({args.objective})", file=out)
+    print(f"splits     {how}", file=out)
     print(_header(args, df, law), file=out)
     print("C/C_fit    a predicted run's compute over the largest fitted run's", file=out)
     print(file=out)
@@ -392,7 +401,7 @@ def cmd_laws(args, out) -> int:
     for law in laws.ALL_LAWS:
         print(law.name, file=out)
         print(f"  {law.description}", file=out)
-        print(f"  formula     {law.latex()}", file=out)
+        print(f"  LaTeX       {law.latex()}", file=out)
         print(f"  inputs      {', '.join(law.inputs)}", file=out)
         params = ", ".join(f"{n} {_bounds(*b)}" for n, b in zip(law.param_names, law.bounds))
         print(f"  parameters  {params}", file=out)
@@ -497,6 +506,9 @@ def main(argv=None, out=None) -> int:
     try:
         args = parser.parse_args(argv)
         return args.func(args, out)
+    except BrokenPipeError:  # output piped into `head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except UsageError as exc:
