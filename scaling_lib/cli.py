@@ -168,7 +168,10 @@ def _fit(args, law, df, mapping, n_boot):
         if n_boot and result.success:
             result.bootstrap(n_boot)
     except (ValueError, RuntimeError) as exc:
-        raise UsageError(f"{args.table}: {exc}") from exc
+        hint = ""
+        if "NaN" in str(exc) and args.target in str(exc) and not args.fit_query:
+            hint = f"\n  to fit only the runs with a value: --fit-query \"{args.target} == {args.target}\""
+        raise UsageError(f"{args.table}: {exc}{hint}") from exc
     return result
 
 
@@ -310,8 +313,9 @@ def cmd_predict(args, out) -> int:
     except (ValueError, RuntimeError) as exc:
         raise UsageError(f"{args.table}: {exc}") from exc
     table = pd.DataFrame(points)
-    if {"N", "M"} <= set(table.columns) and {"N", "flops"} <= set(df.columns):
-        table["flops"] = 6.0 * table["N"] ** 2 * table["M"]
+    if "N" in table and ({"D", "M"} & set(table.columns)) and "flops" in df:
+        tokens = table["D"] if "D" in table else table["N"] * table["M"]
+        table["flops"] = 6.0 * table["N"] * tokens
         table["C/C_fit"] = table["flops"] / df["flops"].astype(float).max()
     table = pd.concat([table, pred.reset_index(drop=True)], axis=1)
     level = f"{args.interval:.0%}"
@@ -328,7 +332,7 @@ def cmd_predict(args, out) -> int:
     for text in _warnings(result):
         print(f"warning: {text}", file=out)
     if "C/C_fit" in table:
-        print("C/C_fit    the new run's compute 6 N^2 M over the largest fitted run's", file=out)
+        print("C/C_fit    the new run's compute 6 N D over the largest fitted run's", file=out)
     table = table.rename(columns={"lo": f"lo {level}", "hi": f"hi {level}"})
     print(file=out)
     print(table.to_string(index=False, float_format=_fmt), file=out)

@@ -214,6 +214,9 @@ def test_nan_target_names_the_run(capsys, tmp_path):
     table.to_csv(path, index=False)
     err = short_error(capsys, "fit", str(path), *LAW)
     assert str(path) in err and table.loc[3, "run_id"] in err
+    assert '--fit-query "loss_en == loss_en"' in err
+    status, _, _ = run(capsys, "fit", str(path), *LAW, "--fit-query", "loss_en == loss_en")
+    assert status == 0
 
 
 def test_debug_shows_the_traceback(capsys, tmp_path):
