@@ -120,12 +120,10 @@ def _input_columns(law: laws.Law, given: dict, df, where: str) -> dict:
 def _load(table: str):
     try:
         return runs.load_runs(table)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, runs.RunTableError) as exc:
         raise UsageError(str(exc)) from exc
-    except runs.RunTableError as exc:
-        raise UsageError(str(exc)) from exc
-    except (IsADirectoryError, PermissionError) as exc:
-        raise UsageError(f"{table}: cannot read ({exc.strerror})") from exc
+    except OSError as exc:  # a file that exists but cannot be read
+        raise UsageError(f"{table}: cannot read ({exc.strerror or exc})") from exc
 
 
 def _select(df, query: str | None, where: str):
@@ -260,7 +258,7 @@ def default_cutoffs(flops, n_params: int, n_splits: int = 3) -> list:
 # --- the subcommands ---------------------------------------------------------------------------
 
 
-def _header(args, df, law):
+def _header(args, df):
     query = f" selected by --fit-query {args.fit_query!r}" if args.fit_query else ""
     return f"runs       {len(df)} of {args.table}{query}"
 
@@ -277,7 +275,7 @@ def cmd_fit(args, out) -> int:
         print(json.dumps(summary, indent=2), file=out)
     else:
         report = result.report()
-        print(_header(args, df, law), file=out)
+        print(_header(args, df), file=out)
         print(wrap(report, width=88), file=out)
         if not args.boot:
             print("  (--boot N adds 95% intervals from N bootstrap refits over runs)", file=out)
@@ -318,7 +316,7 @@ def cmd_predict(args, out) -> int:
         table["flops"] = 6.0 * table["N"] * tokens
         table["C/C_fit"] = table["flops"] / df["flops"].astype(float).max()
     table = pd.concat([table, pred.reset_index(drop=True)], axis=1)
-    level = f"{args.interval:.0%}"
+    level = f"{100 * args.interval:g}%"
     if args.json:
         summary = result.summary()
         summary.setdefault("warnings", _warnings(result))
@@ -327,7 +325,7 @@ def cmd_predict(args, out) -> int:
         return EXIT_OK
     print(f"law        {law.name} fitted to {args.target} ({args.objective}): "
           + ", ".join(f"{k}={v:.4g}" for k, v in result.params.items()), file=out)
-    print(_header(args, df, law), file=out)
+    print(_header(args, df), file=out)
     print(f"interval   {level}, percentiles of {n_boot} bootstrap refits over runs", file=out)
     for text in _warnings(result):
         print(f"warning: {text}", file=out)
@@ -379,7 +377,7 @@ def cmd_backtest(args, out) -> int:
         table.to_csv(args.csv, index=False)
     print(f"backtest   law {law.name} fitted to {args.target} ({args.objective})", file=out)
     print(f"splits     {how}", file=out)
-    print(_header(args, df, law), file=out)
+    print(_header(args, df), file=out)
     print("C/C_fit    a predicted run's compute over the largest fitted run's", file=out)
     print(file=out)
     cols = ["split", "n_fit", "status", "run_id"] + [c for c in ("N", "M") if c in table]
