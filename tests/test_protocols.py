@@ -64,8 +64,12 @@ def test_roles_on_synthetic_grid():
 def test_bad_protocol_and_inputs():
     with pytest.raises(ValueError, match="n_overtrained_shapes cannot exceed"):
         protocols.Protocol(n_small_shapes=1, n_overtrained_shapes=2)
-    with pytest.raises(runs.MissingColumnError, match=r"\['train_set'\]"):
-        protocols.assign_roles(_grid().drop(columns="train_set"))
+    with pytest.raises(runs.MissingColumnError, match=r"\['N'\]"):
+        protocols.assign_roles(_grid().drop(columns="N"))
+    # a table without the group column is one group
+    one = _grid()
+    one = one[one["train_set"] == one["train_set"].iloc[0]]
+    assert protocols.assign_roles(one.drop(columns="train_set")).tolist() == protocols.assign_roles(one).tolist()
     with pytest.raises(ValueError, match="unknown role 'fit'"):
         protocols.select(_grid(), "fit")
 
