@@ -66,6 +66,31 @@ def test_fit_json_is_the_summary_and_the_query_selects_runs(capsys):
     assert isinstance(summary["warnings"], list)
 
 
+class _WithWarnings:
+    """A fit result with ``warnings`` (a list of sentences), as FitResult gains them."""
+
+    def __init__(self, result, in_report):
+        self._result, self._in_report = result, in_report
+        self.warnings = ["the data leave the exponent free"]
+
+    def __getattr__(self, name):
+        return getattr(self._result, name)
+
+    def report(self):
+        text = self._result.report()
+        return text + "\n  warning: " + self.warnings[0] if self._in_report else text
+
+
+@pytest.mark.parametrize("in_report", [False, True])
+def test_fit_prints_each_fit_warning_once(capsys, monkeypatch, in_report):
+    real = cli.fitting.fit
+    monkeypatch.setattr(cli.fitting, "fit", lambda *a, **k: _WithWarnings(real(*a, **k), in_report))
+    status, out, _ = run(capsys, "fit", TINY, *LAW)
+    assert status == 0 and out.count("the data leave the exponent free") == 1
+    status, out, _ = run(capsys, "fit", TINY, *LAW, "--json")
+    assert json.loads(out)["warnings"] == ["the data leave the exponent free"]
+
+
 def test_fit_reads_an_input_from_another_column(capsys):
     status, out, _ = run(capsys, "fit", TINY, "--law", "error", "--target", "err_avg",
                          "--input", "L=loss_en", "--json")
