@@ -23,7 +23,31 @@ and in the git-ignored work directory (``.cache/sweep/<testbed>``):
 ``models/<run_id>.pt`` (final weights and config) after it finished.
 
 Under ``torchrun`` (``WORLD_SIZE > 1``) every run is trained by all ranks with
-DistributedDataParallel and rank 0 evaluates and writes.
+DistributedDataParallel and rank 0 claims, evaluates and writes.
+
+Trust
+-----
+* A run is claimed before it is trained: a lock file
+  ``<out>/.locks/<run_id>.lock`` (:mod:`filelock`; released when the process
+  ends, however it ends) is held for the whole training and recording of the
+  run, so two sweeps on one testbed never train the same run.  A sweep that
+  finds a run locked skips it (:attr:`SweepSummary.locked`); one that gets
+  the lock re-checks the run table and the run's record first, so a run
+  finished by another sweep meanwhile is skipped, not retrained.
+* A run that raises (:class:`~scaling_lib.training.train.TrainingDiverged`
+  when its loss or weights turn NaN or infinite, or any other error) is
+  reported as failed: nothing of it enters the run table or ``runs/``, the
+  sweep goes on with the other runs, lists the failures at the end and the
+  command exits with status 1.  A row whose loss columns are not all finite
+  is never appended.
+* A checkpoint that is corrupt (its SHA-256 checksum does not match), has no
+  checksum (an older version's) or belongs to another config is never
+  resumed from: the sweep reports it (:attr:`SweepSummary.restarted`), moves
+  it to ``.cache/sweep/<testbed>/rejected/`` and trains the run from scratch
+  (the data order is a pure function of the seed and the step, so the result
+  is that of an uninterrupted run).
+* Files are written with the process's normal mode (the umask applies);
+  temporary files are removed on any failure.
 
 Examples
 --------
@@ -40,12 +64,13 @@ import argparse
 import functools
 import hashlib
 import json
+import math
 import multiprocessing as mp
 import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +109,14 @@ class SweepPaths:
     def final_model(self, run_id: str) -> Path:
         """The final weights of a finished run."""
         return self.work_dir / "models" / f"{run_id}.pt"
+
+    def lock(self, run_id: str) -> Path:
+        """The claim lock of a run, beside the run table it guards (git-ignored)."""
+        return self.out_dir / ".locks" / f"{run_id}.lock"
+
+    def rejected(self, name: str) -> Path:
+        """Where a corrupt checkpoint or an unusable record is moved aside."""
+        return self.work_dir / "rejected" / name
 
     @classmethod
     def default(cls, testbed: str, corpus_cache: str | os.PathLike | None = None) -> "SweepPaths":
@@ -158,10 +191,57 @@ def check_inputs(testbed: Testbed, paths: SweepPaths, evaluate: bool) -> None:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file (removed on any failure) and ``os.replace``; the umask applies."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def nonfinite_losses(row: dict) -> dict:
+    """The loss columns (``loss*``, ``train_loss``, ``bpb_*``) of a row that are not finite numbers.
+
+    Examples
+    --------
+    >>> nonfinite_losses({"run_id": "r0", "loss_en": float("nan"), "loss_en_lo": 2.0, "wall_s": 1.0})
+    {'loss_en': nan}
+    """
+    bad = {}
+    for col, value in row.items():
+        if str(col).startswith(("loss", "train_loss", "bpb_")):
+            try:
+                ok = math.isfinite(float(value))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                bad[col] = value
+    return bad
+
+
+def _move_aside(path: Path, paths: SweepPaths) -> Path:
+    """Move ``path`` to :meth:`SweepPaths.rejected` (kept for inspection, out of the sweep's way)."""
+    dest = paths.rejected(path.name)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, dest)
+    return dest
+
+
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
+def _is_rank0() -> bool:
+    if _distributed():
+        import torch.distributed as dist
+
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def evaluate_model(model, testbed: Testbed, paths: SweepPaths, evaluate: bool) -> dict:
@@ -197,10 +277,21 @@ def train_run(
 ) -> dict:
     """Train (or resume) one run, evaluate it, write its JSON record and final weights.
 
+    It neither claims the run nor checks its checkpoint beforehand: :func:`run_sweep`
+    does both.  Called directly, a corrupt checkpoint raises
+    :class:`~scaling_lib.training.train.CheckpointError`.
+
     Returns
     -------
     dict
-        The run-table row (not yet appended to the table).
+        The run-table row (not yet appended to the table); empty on ranks other than 0.
+
+    Raises
+    ------
+    TrainingDiverged
+        The training diverged (nothing is written).
+    SweepError
+        The evaluation gave a non-finite loss (nothing is written).
     """
     import torch
 
@@ -214,8 +305,7 @@ def train_run(
     ckpt = paths.checkpoint(run.run_id)
     res = train(cfg, train_tokens, val_tokens, checkpoint_path=ckpt, device=device,
                 progress=progress, desc=run.run_id)
-    rank0 = not (torch.distributed.is_available() and torch.distributed.is_initialized()) \
-        or torch.distributed.get_rank() == 0
+    rank0 = not _distributed() or torch.distributed.get_rank() == 0
     if not rank0:
         return {}
     t_eval = time.perf_counter()
@@ -278,6 +368,10 @@ def train_run(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "row": row,
     }
+    bad = nonfinite_losses(row)
+    if bad:
+        raise SweepError(f"run {run.run_id}: the evaluation gave non-finite loss(es) {bad}; "
+                         "the run is not recorded")
     paths.final_model(run.run_id).parent.mkdir(parents=True, exist_ok=True)
     from scaling_lib.training.train import save_checkpoint
 
@@ -294,35 +388,156 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _recover_record(paths: SweepPaths, run: RunSpec, log=None) -> bool:
+    """Append the row of a run whose JSON record exists but whose row is missing (crash in between).
+
+    Returns True if the run is now in the table.  A record that is unreadable
+    or whose row has a non-finite loss is moved to :meth:`SweepPaths.rejected`
+    (the run is then trained afresh); the caller must hold the run's lock.
+    """
+    from scaling_lib import runs
+
+    rec = paths.record(run.run_id)
+    if not rec.exists():
+        return False
+    try:
+        row = json.loads(rec.read_text(encoding="utf-8"))["row"]
+        bad = nonfinite_losses(row)
+        if bad:
+            raise ValueError(f"non-finite loss(es) {bad}")
+        runs.append_run(paths.table, row)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:  # RunTableError is a ValueError
+        dest = _move_aside(rec, paths)
+        if log is not None:
+            log(f"[sweep] record of {run.run_id} is unusable ({type(exc).__name__}: {exc}); "
+                f"moved to {dest}, the run is trained again")
+        return False
+    return True
+
+
+def _check_checkpoint(paths: SweepPaths, run: RunSpec, cfg) -> str | None:
+    """Move a checkpoint that must not be resumed from aside; the reason, or None if it is fine."""
+    from scaling_lib.training.train import CheckpointError, load_checkpoint
+
+    ckpt = paths.checkpoint(run.run_id)
+    if not ckpt.exists():
+        return None
+    try:
+        load_checkpoint(ckpt, cfg)
+    except CheckpointError as exc:
+        dest = _move_aside(ckpt, paths)
+        return f"{exc} -- moved to {dest}; the run was trained from scratch"
+    return None
+
+
+def _claim(paths: SweepPaths, run: RunSpec, cfg, log=None) -> tuple:
+    """Rank 0: ``(lock, status, restarted)``; the lock is held only when status is ``"train"``.
+
+    Status ``"locked"``: another sweep holds the run; ``"finished"``: the run
+    is in the table (finished meanwhile, or its record was recovered).
+    """
+    from filelock import FileLock, Timeout
+
+    path = paths.lock(run.run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path, timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        return None, "locked", None
+    try:
+        if run.run_id in finished_run_ids(paths) or _recover_record(paths, run, log):
+            lock.release()
+            return None, "finished", None
+        return lock, "train", _check_checkpoint(paths, run, cfg)
+    except BaseException:
+        lock.release()
+        raise
+
+
 def _worker(job: tuple) -> dict:
+    """Claim, train, record and append one run; never raises (a failure is reported in the result).
+
+    Returns
+    -------
+    dict
+        ``run_id``, ``status`` (``"done"``, ``"locked"``, ``"finished"`` or
+        ``"failed"``), ``row`` (done), ``error`` (failed), ``restarted``
+        (why a checkpoint was discarded, or None) and ``notes`` (messages for the log).
+    """
+    from scaling_lib import runs
     from scaling_lib.training.train import code_version
 
     # the code version is read when the run starts: worker processes import the code afresh
     testbed_name, run, paths, evaluate, device, _launch_version, testbed = job
-    tb = testbed if testbed is not None else get_testbed(testbed_name)
+    result = {"run_id": run.run_id, "status": "failed", "row": {}, "error": None, "restarted": None,
+              "notes": []}
+    lock = None
+    rank0 = _is_rank0()
     try:
+        tb = testbed if testbed is not None else get_testbed(testbed_name)
+        decision = {"status": "failed", "restarted": None, "error": None}
+        if rank0:
+            try:
+                lock, decision["status"], decision["restarted"] = _claim(paths, run, tb.train_config(run),
+                                                                         result["notes"].append)
+            except Exception:
+                decision["error"] = traceback.format_exc()
+        if _distributed():  # every rank follows rank 0's decision
+            import torch.distributed as dist
+
+            box = [decision]
+            dist.broadcast_object_list(box, src=0)
+            decision = box[0]
+        result.update(status=decision["status"], restarted=decision["restarted"], error=decision["error"])
+        if decision["status"] != "train":
+            return result
+        result["status"] = "failed"
         row = train_run(tb, run, paths, evaluate=evaluate, device=device, code_version=code_version())
-        return {"run_id": run.run_id, "ok": True, "row": row}
+        if row:
+            try:
+                bad = nonfinite_losses(row)
+                if bad:
+                    raise SweepError(f"run {run.run_id}: non-finite loss(es) {bad}; not appended")
+                runs.append_run(paths.table, row)
+            except Exception:
+                if paths.record(run.run_id).exists():  # a failed run leaves no record
+                    _move_aside(paths.record(run.run_id), paths)
+                raise
+        result.update(status="done", row=row)
     except Exception:  # reported by the parent; the other runs go on
-        return {"run_id": run.run_id, "ok": False, "error": traceback.format_exc()}
+        result.update(status="failed", error=traceback.format_exc())
+    finally:
+        if lock is not None:
+            lock.release()
+    return result
 
 
-def _recover_records(paths: SweepPaths, pending: list[RunSpec]) -> list[RunSpec]:
-    """Append rows of runs whose JSON record exists but whose row is missing (crash in between)."""
-    from scaling_lib import runs
+def _recover_records(paths: SweepPaths, pending: list[RunSpec], log=None) -> list[RunSpec]:
+    """Append rows of runs whose JSON record exists but whose row is missing (crash in between).
+
+    Each run is claimed first; one held by another sweep is left pending (its
+    worker reports it).  Returns the runs still to train.
+    """
+    from filelock import FileLock, Timeout
 
     left = []
     for run in pending:
-        rec = paths.record(run.run_id)
-        if rec.exists():
-            try:
-                row = json.loads(rec.read_text(encoding="utf-8"))["row"]
-            except (json.JSONDecodeError, KeyError):
-                left.append(run)
-                continue
-            runs.append_run(paths.table, row)
-        else:
+        if not paths.record(run.run_id).exists():
             left.append(run)
+            continue
+        paths.lock(run.run_id).parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(paths.lock(run.run_id), timeout=0, thread_local=False)
+        try:
+            lock.acquire()
+        except Timeout:
+            left.append(run)
+            continue
+        try:
+            if not _recover_record(paths, run, log):
+                left.append(run)
+        finally:
+            lock.release()
     return left
 
 
@@ -335,19 +550,39 @@ class SweepSummary:
     done : list of str
         Run ids trained (and appended to the run table) by this call.
     skipped : list of str
-        Run ids already finished before it.
+        Run ids already finished: before it, or by another sweep while it ran.
     failed : dict
-        Run id -> the error (traceback) of each run that failed; nothing of
-        theirs is in the run table.
+        Run id -> the error (traceback) of each run that failed (diverged,
+        corrupt input, evaluation error, ...); nothing of theirs is in the
+        run table or ``runs/``.
+    locked : list of str
+        Run ids skipped because another sweep held their lock (was training them).
+    restarted : dict
+        Run id -> why its checkpoint was not resumed from (corrupt, no
+        checksum, other config); the run was trained from scratch.
+
+    Examples
+    --------
+    >>> print(SweepSummary(done=["a"], skipped=[], failed={"b": "..."}, locked=["c"]))
+    1 trained, 0 already finished, 1 locked by another sweep (c), 1 failed (b)
     """
 
     done: list
     skipped: list
     failed: dict
+    locked: list = field(default_factory=list)
+    restarted: dict = field(default_factory=dict)
 
     def __str__(self) -> str:
-        return (f"{len(self.done)} trained, {len(self.skipped)} already finished, "
-                f"{len(self.failed)} failed")
+        text = f"{len(self.done)} trained, {len(self.skipped)} already finished"
+        if self.locked:
+            text += f", {len(self.locked)} locked by another sweep ({', '.join(self.locked)})"
+        if self.restarted:
+            text += f", {len(self.restarted)} restarted from scratch ({', '.join(self.restarted)})"
+        text += f", {len(self.failed)} failed"
+        if self.failed:
+            text += f" ({', '.join(self.failed)})"
+        return text
 
 
 def run_sweep(
@@ -384,17 +619,27 @@ def run_sweep(
     Returns
     -------
     SweepSummary
+        A run that raised is in ``failed`` (and nowhere in the outputs); the
+        sweep goes on with the others.  Runs another sweep holds are in
+        ``locked``; runs whose checkpoint could not be trusted, in
+        ``restarted`` (trained from scratch).
     """
-    from scaling_lib import runs
     from scaling_lib.training.train import code_version
 
     check_inputs(testbed, paths, evaluate)
     planned = plan(testbed, shard)
-    finished = finished_run_ids(paths)
-    pending = [r for r in planned if r.run_id not in finished]
-    rank0 = int(os.environ.get("RANK", "0")) == 0
+    rank0 = _is_rank0()
     if rank0:
-        pending = _recover_records(paths, pending)
+        finished = finished_run_ids(paths)
+        pending = _recover_records(paths, [r for r in planned if r.run_id not in finished], log)
+    else:
+        pending = []
+    if _distributed():  # one job list for all ranks: rank 0's
+        import torch.distributed as dist
+
+        box = [[r.run_id for r in pending]]
+        dist.broadcast_object_list(box, src=0)
+        pending = [r for r in planned if r.run_id in set(box[0])]
     skipped = [r.run_id for r in planned if r not in pending]
     if max_runs is not None:
         pending = pending[:max_runs]
@@ -404,20 +649,31 @@ def run_sweep(
     known = get_testbed(testbed.name) if testbed.name in known_testbeds() else None
     carry = None if known == testbed else testbed
     jobs = [(testbed.name, r, paths, evaluate, device, version, carry) for r in pending]
-    done, failed = [], {}
+    done, failed, locked, restarted = [], {}, [], {}
 
     def handle(result: dict) -> None:
-        if result["ok"]:
-            if result["row"]:
-                runs.append_run(paths.table, result["row"])
-                row = result["row"]
+        run_id, status = result["run_id"], result["status"]
+        for note in result["notes"]:
+            log(note)
+        if result["restarted"]:
+            restarted[run_id] = result["restarted"]
+            log(f"[sweep] not resuming {run_id}: {result['restarted']}")
+        if status == "done":
+            row = result["row"]
+            if row:  # appended by the worker, under the run's lock
                 loss_key = testbed.loss_column
-                log(f"[sweep] finished {result['run_id']}: {loss_key}={row.get(loss_key, float('nan')):.4f} "
+                log(f"[sweep] finished {run_id}: {loss_key}={row.get(loss_key, float('nan')):.4f} "
                     f"wall {row['wall_s']:.0f}s")
-            done.append(result["run_id"])
+            done.append(run_id)
+        elif status == "locked":
+            locked.append(run_id)
+            log(f"[sweep] skipped {run_id}: another sweep holds {paths.lock(run_id)}")
+        elif status == "finished":
+            skipped.append(run_id)
+            log(f"[sweep] skipped {run_id}: finished by another sweep meanwhile")
         else:
-            failed[result["run_id"]] = result["error"]
-            log(f"[sweep] FAILED {result['run_id']}:\n{result['error']}")
+            failed[run_id] = result["error"]
+            log(f"[sweep] FAILED {run_id} (nothing recorded):\n{result['error']}")
 
     if workers <= 1:
         _init_worker(threads)
@@ -428,7 +684,7 @@ def run_sweep(
         with ctx.Pool(workers, initializer=_init_worker, initargs=(threads,), maxtasksperchild=1) as pool:
             for result in pool.imap_unordered(_worker, jobs, chunksize=1):
                 handle(result)
-    return SweepSummary(done=done, skipped=skipped, failed=failed)
+    return SweepSummary(done=done, skipped=skipped, failed=failed, locked=locked, restarted=restarted)
 
 
 def main(argv: list[str] | None = None) -> int:
