@@ -1,16 +1,40 @@
-"""Training throughput of scaling_lib's GPT next to a plain textbook GPT of the same shape.
+"""Training throughput of scaling_lib's GPT next to a nanoGPT-style GPT of the same shape.
 
-Prints tokens/s of full training steps (forward, backward, AdamW update) for
-each shape, for our model (``scaling_lib.training.model.GPT`` with the trainer's loss:
-cross-entropy plus z-loss) and for a reference written the textbook way
-(learned positions, LayerNorm with bias, GELU MLP of width ``4 d``, attention
-as an explicit masked softmax, untied head, plain ``F.cross_entropy``).  On
-CUDA both run under bf16 autocast and ``torch.compile`` and the MFU
-(``6 N`` FLOPs per token over the device's bf16 peak) is printed as well.
+For each shape ``d_model,n_layers,n_heads`` this times full training steps
+(forward, loss, backward, gradient clipping at 1.0, AdamW update, zeroing the
+gradients) of
+
+* **ours**: :class:`scaling_lib.training.model.GPT` with the trainer's loss
+  (:func:`~scaling_lib.training.model.lm_loss`: summed cross-entropy plus a
+  z-loss of 1e-4, divided by the token count), AdamW with the trainer's
+  weight-decay groups;
+* **nanogpt** (the default reference): a GPT written here in the style of
+  Karpathy's nanoGPT ``model.py`` with ``dropout=0, bias=False``: learned
+  positions, LayerNorm with a gain and no bias, causal
+  ``scaled_dot_product_attention(is_causal=True)``, a GELU MLP of width
+  ``4 d``, a head tied to the token embedding, ``F.cross_entropy``, and its
+  own AdamW (decay on matrices only) with the same settings as ours;
+* **masked** (``--ref masked``, labelled as such): a textbook GPT that computes
+  attention as an explicit masked softmax over a ``(T, T)`` score matrix and
+  uses LayerNorms and Linears with biases.  This is a slower baseline than
+  nanoGPT; the library's earlier benchmark used it.
+
+The two models are timed interleaved in one process (rounds of ``--steps``
+steps each, ours and the reference alternating, the order flipping every
+round) so that load from other processes on a shared machine hits both alike;
+the table shows medians over the rounds and the median of the per-round
+ratios.  Each row also gives the training FLOPs per token of both models
+(``6 x`` matrix-multiply parameters, head included, plus causal attention
+``6 L T d``), so that the reader can see how much of a gap is arithmetic.
+
+On CUDA both models run under bf16 autocast and ``torch.compile`` with a fused
+AdamW, and the MFU (``6 N`` FLOPs per token over the device's dense bf16 peak,
+named with ``--peak``) is printed as well.
 
 Usage::
 
-    python benchmarks/bench_train.py --shapes 24,2,2 64,3,4 128,4,8 --threads 1
+    .venv/bin/python benchmarks/bench_train.py --threads 1
+    .venv/bin/python benchmarks/bench_train.py --shapes 64,3,4 --ref masked --rounds 3
 
 Timings belong here, never in the tests.
 """
@@ -19,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import time
 
 import torch
@@ -27,11 +52,82 @@ from torch import nn
 
 from scaling_lib.training.model import GPT, GPTConfig, lm_loss
 
-H100_BF16_PEAK = 989e12  # dense bf16 FLOP/s of an H100 SXM
+#: dense (no sparsity) bf16 tensor-core peaks in FLOP/s, by a substring of the device name
+BF16_PEAKS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "L4": 121e12}
 
 
-class RefBlock(nn.Module):
-    """Textbook pre-norm block: masked-softmax attention and a GELU MLP."""
+def bf16_peak(device_name: str) -> tuple[str, float]:
+    """``(name, peak FLOP/s)`` of the dense bf16 peak for a CUDA device name (H100 if unknown)."""
+    for key, peak in BF16_PEAKS.items():
+        if key in device_name:
+            return key, peak
+    return "H100 (assumed)", BF16_PEAKS["H100"]
+
+
+# ----------------------------------------------------------------------------- nanoGPT-style reference
+
+
+class NanoBlock(nn.Module):
+    """Pre-norm block in the style of nanoGPT: fused QKV, SDPA (causal), GELU MLP of ``4 d``."""
+
+    def __init__(self, d: int, h: int) -> None:
+        super().__init__()
+        self.h = h
+        self.ln_1 = nn.Parameter(torch.ones(d))
+        self.c_attn = nn.Linear(d, 3 * d, bias=False)
+        self.attn_proj = nn.Linear(d, d, bias=False)
+        self.ln_2 = nn.Parameter(torch.ones(d))
+        self.c_fc = nn.Linear(d, 4 * d, bias=False)
+        self.mlp_proj = nn.Linear(4 * d, d, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape  # (B, T, C)
+        a = F.layer_norm(x, (C,), self.ln_1, None, 1e-5)
+        q, k, v = self.c_attn(a).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.h, C // self.h).transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, hd)
+        x = x + self.attn_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+        m = F.layer_norm(x, (C,), self.ln_2, None, 1e-5)
+        return x + self.mlp_proj(F.gelu(self.c_fc(m)))
+
+
+class NanoGPT(nn.Module):
+    """nanoGPT-style GPT (dropout 0, no biases, tied head), written for this benchmark."""
+
+    def __init__(self, d: int, n_layers: int, h: int, vocab: int, T: int) -> None:
+        super().__init__()
+        self.wte = nn.Embedding(vocab, d)
+        self.wpe = nn.Embedding(T, d)
+        self.blocks = nn.ModuleList(NanoBlock(d, h) for _ in range(n_layers))
+        self.ln_f = nn.Parameter(torch.ones(d))
+        for name, p in self.named_parameters():
+            if p.ndim == 2:
+                std = 0.02 / math.sqrt(2 * n_layers) if name.endswith("proj.weight") else 0.02
+                nn.init.normal_(p, mean=0.0, std=std)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        B, T = idx.shape  # (B, T)
+        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))  # (B, T, C)
+        for b in self.blocks:
+            x = b(x)
+        x = F.layer_norm(x, (x.shape[-1],), self.ln_f, None, 1e-5)
+        return F.linear(x, self.wte.weight)  # (B, T, V), tied head
+
+    @staticmethod
+    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+
+    def matmul_params(self) -> int:
+        """Parameters that enter a matrix multiply per token (head counted, positions not)."""
+        d = self.wte.weight.shape[1]
+        return len(self.blocks) * 12 * d * d + self.wte.weight.numel()
+
+
+# ----------------------------------------------------------------------------- masked-softmax reference
+
+
+class MaskedBlock(nn.Module):
+    """Textbook block with an explicit masked-softmax attention (labelled ``masked`` in the table)."""
 
     def __init__(self, d: int, h: int, T: int) -> None:
         super().__init__()
@@ -55,14 +151,14 @@ class RefBlock(nn.Module):
         return x + self.out(F.gelu(self.fc(self.ln2(x))))
 
 
-class RefGPT(nn.Module):
-    """Plain GPT of the given shape (the comparison baseline)."""
+class MaskedGPT(nn.Module):
+    """Textbook GPT with masked-softmax attention and an untied head."""
 
     def __init__(self, d: int, n_layers: int, h: int, vocab: int, T: int) -> None:
         super().__init__()
         self.tok = nn.Embedding(vocab, d)
         self.pos = nn.Embedding(T, d)
-        self.blocks = nn.ModuleList(RefBlock(d, h, T) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(MaskedBlock(d, h, T) for _ in range(n_layers))
         self.ln = nn.LayerNorm(d)
         self.head = nn.Linear(d, vocab, bias=False)
 
@@ -73,77 +169,143 @@ class RefGPT(nn.Module):
             x = b(x)
         return self.head(self.ln(x))  # (B, T, V)
 
+    loss = staticmethod(NanoGPT.loss)
 
-def tokens_per_second(model, loss_fn, batch, device, steps, warmup, compile_model) -> float:
-    """Median-free simple rate: tokens of ``steps`` timed steps over their wall time."""
+    def matmul_params(self) -> int:
+        d = self.tok.weight.shape[1]
+        return len(self.blocks) * 12 * d * d + self.head.weight.numel()
+
+
+# ----------------------------------------------------------------------------- ours
+
+
+def our_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The trainer's objective: (summed cross-entropy + summed z-loss) / tokens."""
+    ce, z = lm_loss(logits, y, z_loss=1e-4)
+    return (ce + z) / y.numel()
+
+
+def our_matmul_params(cfg: GPTConfig) -> int:
+    d, f = cfg.d_model, cfg.hidden
+    return cfg.n_layers * (4 * d * d + 3 * d * f) + cfg.vocab_size * d
+
+
+def train_flops_per_token(matmul_params: int, n_layers: int, seq_len: int, d: int) -> float:
+    """``6 x`` matmul parameters plus causal attention (scores and values, mean context ``T/2``)."""
+    return 6.0 * matmul_params + 6.0 * n_layers * seq_len * d
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def decay_groups(model: nn.Module, weight_decay: float = 0.1) -> list[dict]:
+    """Weight decay on matrices, none on gains (the trainer's and nanoGPT's split)."""
+    params = list(model.parameters())
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def make_step(model: nn.Module, loss_fn, batch: torch.Tensor, device: str, compile_model: bool):
+    """A closure running one full training step of ``model`` on ``batch``."""
     model = model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), fused=device == "cuda")
+    on_cuda = device.startswith("cuda")
+    opt = torch.optim.AdamW(decay_groups(model), lr=1e-3, betas=(0.9, 0.95), eps=1e-8, fused=on_cuda)
     fwd = torch.compile(model) if compile_model else model
-    x = batch.to(device)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    x, y = batch[:, :-1].to(device), batch[:, 1:].to(device)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda else torch.autocast("cpu", enabled=False)
 
-    def step():
+    def step() -> None:
         with amp:
-            loss = loss_fn(fwd(x[:, :-1]), x[:, 1:])
+            loss = loss_fn(fwd(x), y)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    for _ in range(warmup):
-        step()
-    if device == "cuda":
+    return step
+
+
+def timed(step, steps: int, device: str) -> float:
+    """Seconds for ``steps`` calls of ``step``."""
+    if device.startswith("cuda"):
         torch.cuda.synchronize()
     t = time.perf_counter()
     for _ in range(steps):
         step()
-    if device == "cuda":
+    if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return steps * x[:, 1:].numel() / (time.perf_counter() - t)
+    return time.perf_counter() - t
 
 
-def main() -> None:
+def compare(spec: str, args) -> dict:
+    """Interleaved rounds of ours and the reference at one shape; medians."""
+    d, n_layers, h = (int(v) for v in spec.split(","))
+    torch.manual_seed(0)
+    batch = torch.randint(0, args.vocab, (args.batch, args.seq_len + 1))
+    cfg = GPTConfig(d_model=d, n_layers=n_layers, n_heads=h, vocab_size=args.vocab, seq_len=args.seq_len)
+    ours = GPT(cfg)
+    ref_cls = NanoGPT if args.ref == "nanogpt" else MaskedGPT
+    ref = ref_cls(d, n_layers, h, args.vocab, args.seq_len)
+    compile_model = args.device.startswith("cuda") and not args.no_compile
+    steps = {"ours": make_step(ours, our_loss, batch, args.device, compile_model),
+             "ref": make_step(ref, ref_cls.loss, batch, args.device, compile_model)}
+    for s in steps.values():
+        for _ in range(args.warmup):
+            s()
+    tokens = args.steps * args.batch * args.seq_len
+    rates = {"ours": [], "ref": []}
+    for r in range(args.rounds):
+        order = ("ours", "ref") if r % 2 == 0 else ("ref", "ours")
+        for name in order:
+            rates[name].append(tokens / timed(steps[name], args.steps, args.device))
+    ratios = [a / b for a, b in zip(rates["ours"], rates["ref"])]
+    return {
+        "shape": spec,
+        "n_ours": ours.num_params(), "n_ref": sum(p.numel() for p in ref.parameters()),
+        "ours": statistics.median(rates["ours"]), "ref": statistics.median(rates["ref"]),
+        "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+        "flops_ours": train_flops_per_token(our_matmul_params(cfg), n_layers, args.seq_len, d),
+        "flops_ref": train_flops_per_token(ref.matmul_params(), n_layers, args.seq_len, d),
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shapes", nargs="+", default=["24,2,2", "48,3,3", "96,4,6", "128,4,8"],
+    parser.add_argument("--shapes", nargs="+", default=["24,2,2", "48,3,3", "64,3,4", "96,4,6", "128,4,8"],
                         help="d_model,n_layers,n_heads per shape")
+    parser.add_argument("--ref", choices=("nanogpt", "masked"), default="nanogpt",
+                        help="reference model: nanoGPT-style (default) or masked-softmax textbook GPT")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--vocab", type=int, default=1024)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=5, help="steps per timed round")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per shape")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-compile", action="store_true", help="on CUDA, skip torch.compile")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    on_cuda = args.device == "cuda"
-    torch.manual_seed(0)
-    print(f"device={args.device} threads={args.threads} batch={args.batch}x{args.seq_len} vocab={args.vocab}")
-    print(f"{'shape':>12} {'N ours':>10} {'N ref':>10} {'ours tok/s':>11} {'ref tok/s':>10} {'ratio':>6}"
-          + ("  MFU ours" if on_cuda else ""))
+    on_cuda = args.device.startswith("cuda")
+    peak_name, peak = bf16_peak(torch.cuda.get_device_name()) if on_cuda else ("", 0.0)
+    print(f"device={args.device}{' (' + torch.cuda.get_device_name() + ')' if on_cuda else ''} "
+          f"threads={args.threads} batch={args.batch}x{args.seq_len} vocab={args.vocab} ref={args.ref} "
+          f"rounds={args.rounds}x{args.steps} steps, interleaved; medians")
+    print(f"{'shape':>10} {'N ours':>10} {'N ref':>10} {'ours tok/s':>11} {'ref tok/s':>10} {'ratio':>6}"
+          f" {'(min-max)':>11} {'MF/tok ours':>11} {'MF/tok ref':>10}"
+          + (f"  MFU ours ({peak_name} {peak / 1e12:.0f} TF/s)" if on_cuda else ""))
+    rows = []
     for spec in args.shapes:
-        d, n_layers, h = (int(v) for v in spec.split(","))
-        batch = torch.randint(0, args.vocab, (args.batch, args.seq_len + 1))
-        ours = GPT(GPTConfig(d_model=d, n_layers=n_layers, n_heads=h, vocab_size=args.vocab, seq_len=args.seq_len))
-
-        def our_loss(logits, y):
-            ce, z = lm_loss(logits, y, z_loss=1e-4)
-            return (ce + z) / y.numel()
-
-        ref = RefGPT(d, n_layers, h, args.vocab, args.seq_len)
-
-        def ref_loss(logits, y):
-            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
-
-        # interleave the two models so that load from other processes hits both alike
-        rates = {"ours": [], "ref": []}
-        for _ in range(2):
-            rates["ours"].append(tokens_per_second(ours, our_loss, batch, args.device, args.steps, args.warmup, on_cuda))
-            rates["ref"].append(tokens_per_second(ref, ref_loss, batch, args.device, args.steps, args.warmup, on_cuda))
-        r_ours, r_ref = max(rates["ours"]), max(rates["ref"])
-        n_ours, n_ref = ours.num_params(), sum(p.numel() for p in ref.parameters())
-        line = f"{spec:>12} {n_ours:>10,} {n_ref:>10,} {r_ours:>11,.0f} {r_ref:>10,.0f} {r_ours / r_ref:>6.2f}"
+        r = compare(spec, args)
+        rows.append(r)
+        line = (f"{spec:>10} {r['n_ours']:>10,} {r['n_ref']:>10,} {r['ours']:>11,.0f} {r['ref']:>10,.0f}"
+                f" {r['ratio']:>6.2f} {r['ratio_min']:>5.2f}-{r['ratio_max']:<5.2f}"
+                f" {r['flops_ours'] / 1e6:>11.2f} {r['flops_ref'] / 1e6:>10.2f}")
         if on_cuda:
-            line += f"  {6 * n_ours * r_ours / H100_BF16_PEAK:8.1%}"
+            line += f"  {6 * r['n_ours'] * r['ours'] / peak:8.1%}"
         print(line, flush=True)
+    print("MF/tok: training MFLOPs per token (6 x matmul params incl. head + causal attention 6 L T d)")
+    return rows
 
 
 if __name__ == "__main__":
