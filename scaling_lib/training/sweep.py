@@ -224,9 +224,11 @@ def nonfinite_losses(row: dict) -> dict:
 
 def _move_aside(path: Path, paths: SweepPaths) -> Path:
     """Move ``path`` to :meth:`SweepPaths.rejected` (kept for inspection, out of the sweep's way)."""
+    import shutil
+
     dest = paths.rejected(path.name)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(path, dest)
+    shutil.move(path, dest)  # the work directory may be on another file system
     return dest
 
 
@@ -426,7 +428,7 @@ def _check_checkpoint(paths: SweepPaths, run: RunSpec, cfg) -> str | None:
         load_checkpoint(ckpt, cfg)
     except CheckpointError as exc:
         dest = _move_aside(ckpt, paths)
-        return f"{exc} -- moved to {dest}; the run was trained from scratch"
+        return f"{exc} -- moved to {dest}; the run is trained from scratch"
     return None
 
 
@@ -492,7 +494,6 @@ def _worker(job: tuple) -> dict:
         result.update(status=decision["status"], restarted=decision["restarted"], error=decision["error"])
         if decision["status"] != "train":
             return result
-        result["status"] = "failed"
         row = train_run(tb, run, paths, evaluate=evaluate, device=device, code_version=code_version())
         if row:
             try:
