@@ -19,12 +19,54 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq, minimize_scalar
 
-from scaling_lib.compute_optimal import ComputeOptimalError
+from scaling_lib.optimum_fits import ComputeOptimalError
+
+
+@dataclass(frozen=True)
+class Advice:
+    """The model that reaches a target loss at the least training plus inference FLOPs.
+
+    Attributes
+    ----------
+    target_loss, inference_tokens : float
+        The question: the loss to reach and the tokens the model will serve.
+    N, D, M : float
+        The answer: parameters, training tokens and token multiplier ``M = D / N``
+        (the names of the columns of :func:`cost_vs_multiplier`).
+    train_flops, inference_flops, total_flops : float
+        ``6 N D``, ``2 N T_inf`` and their sum.
+    at_bound : bool
+        The optimum hit a bound of the search range of ``M``.
+
+    Examples
+    --------
+    >>> a = Advice(2.0, 0.0, 1e6, 2e7, 20.0, 1.2e14, 0.0, 1.2e14, False)
+    >>> print(a)
+    N = 1e+06, D = 2e+07 (M = 20) for loss 2: 1.2e+14 training + 0 inference = 1.2e+14 FLOPs
+    """
+
+    target_loss: float
+    inference_tokens: float
+    N: float
+    D: float
+    M: float
+    train_flops: float
+    inference_flops: float
+    total_flops: float
+    at_bound: bool
+
+    def __str__(self) -> str:
+        note = " (at a bound of M)" if self.at_bound else ""
+        return (f"N = {self.N:.4g}, D = {self.D:.4g} (M = {self.M:.4g}) for loss {self.target_loss:.4g}: "
+                f"{self.train_flops:.4g} training + {self.inference_flops:.4g} inference = "
+                f"{self.total_flops:.4g} FLOPs{note}")
+
 
 def loss_function(law, params) -> Callable:
     """``loss(N, D)`` of a fitted law whose inputs are ``(N, D)`` or ``(N, M)``.
@@ -100,7 +142,7 @@ def cost_vs_multiplier(law, params, target_loss: float, inference_tokens: float,
 
 
 def advise(law, params, target_loss: float, inference_tokens: float, m_bounds=(1e-2, 1e6),
-           n_bounds=(1e2, 1e15)) -> dict:
+           n_bounds=(1e2, 1e15)) -> Advice:
     """The ``N`` and ``M`` that reach ``target_loss`` at the least training plus inference FLOPs.
 
     Minimises ``6 N D + 2 N T_inf`` over the token multiplier ``M = D / N``
@@ -122,7 +164,7 @@ def advise(law, params, target_loss: float, inference_tokens: float, m_bounds=(1
 
     Returns
     -------
-    dict
+    Advice
         ``N``, ``D``, ``M``, ``train_flops``, ``inference_flops``, ``total_flops``, ``at_bound``
         (the optimum hit a bound of ``m_bounds``).
 
@@ -139,7 +181,7 @@ def advise(law, params, target_loss: float, inference_tokens: float, m_bounds=(1
     >>> p = {"E": 1.0, "A": 100.0, "alpha": 0.3, "B": 400.0, "beta": 0.3}
     >>> from scaling_lib import laws
     >>> best = advise(laws.CHINCHILLA, p, 2.0, 0.0)
-    >>> round(best["N"] / 200 ** (1 / 0.3), 4), round(best["M"] / 4 ** (1 / 0.3), 4)
+    >>> round(best.N / 200 ** (1 / 0.3), 4), round(best.M / 4 ** (1 / 0.3), 4)
     (1.0, 1.0)
     """
     pdict = law.param_dict(params)
@@ -163,6 +205,6 @@ def advise(law, params, target_loss: float, inference_tokens: float, m_bounds=(1
     res = minimize_scalar(total, bounds=(a, b), method="bounded", options={"xatol": 1e-10})
     log_m = res.x if res.fun <= vals[i] else grid[i]
     row = cost_vs_multiplier(law, params, target_loss, inference_tokens, [math.exp(log_m)], n_bounds).iloc[0]
-    out = {k: float(row[k]) for k in ("N", "D", "M", "train_flops", "inference_flops", "total_flops")}
-    out["at_bound"] = bool(min(log_m - lo, hi - log_m) < 1e-3 * (hi - lo))
-    return out
+    return Advice(target_loss=float(target_loss), inference_tokens=float(inference_tokens),
+                  **{k: float(row[k]) for k in ("N", "D", "M", "train_flops", "inference_flops", "total_flops")},
+                  at_bound=bool(min(log_m - lo, hi - log_m) < 1e-3 * (hi - lo)))

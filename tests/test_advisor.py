@@ -15,27 +15,27 @@ def test_no_inference_equal_exponents_closed_form():
     target = 2.3
     t = target - EQUAL["E"]
     best = advisor.advise(laws.CHINCHILLA, EQUAL, target, 0.0)
-    assert_allclose(best["N"], (2 * EQUAL["A"] / t) ** (1 / 0.3), rtol=1e-5)
-    assert_allclose(best["D"], (2 * EQUAL["B"] / t) ** (1 / 0.3), rtol=1e-5)
-    assert best["inference_flops"] == 0.0 and not best["at_bound"]
+    assert_allclose(best.N, (2 * EQUAL["A"] / t) ** (1 / 0.3), rtol=1e-5)
+    assert_allclose(best.D, (2 * EQUAL["B"] / t) ** (1 / 0.3), rtol=1e-5)
+    assert best.inference_flops == 0.0 and not best.at_bound
 
 
 def test_no_inference_returns_the_compute_optimal_point():
     C = 3e15
     opt = compute_optimal.chinchilla_optimum(UNEQUAL, C)
-    best = advisor.advise(laws.CHINCHILLA, UNEQUAL, float(opt["loss"][0]), 0.0)
-    assert_allclose([best["N"], best["D"], best["train_flops"]], [opt["N"][0], opt["D"][0], C], rtol=1e-4)
+    best = advisor.advise(laws.CHINCHILLA, UNEQUAL, float(opt.loss[0]), 0.0)
+    assert_allclose([best.N, best.D, best.train_flops], [opt.N[0], opt.D[0], C], rtol=1e-4)
 
 
 def test_inference_tokens_favour_smaller_longer_trained_models():
     target = 2.6
     base = advisor.advise(laws.CHINCHILLA, UNEQUAL, target, 0.0)
-    heavy = advisor.advise(laws.CHINCHILLA, UNEQUAL, target, 1e3 * base["D"])
-    assert heavy["N"] < base["N"] and heavy["M"] > base["M"]
-    assert heavy["train_flops"] > base["train_flops"]
+    heavy = advisor.advise(laws.CHINCHILLA, UNEQUAL, target, 1e3 * base.D)
+    assert heavy.N < base.N and heavy.M > base.M
+    assert heavy.train_flops > base.train_flops
     # the optimum is no worse than any point of a dense scan
-    scan = advisor.cost_vs_multiplier(laws.CHINCHILLA, UNEQUAL, target, 1e3 * base["D"], np.geomspace(0.1, 1e5, 400))
-    assert heavy["total_flops"] <= scan["total_flops"].min() * (1 + 1e-9)
+    scan = advisor.cost_vs_multiplier(laws.CHINCHILLA, UNEQUAL, target, 1e3 * base.D, np.geomspace(0.1, 1e5, 400))
+    assert heavy.total_flops <= scan["total_flops"].min() * (1 + 1e-9)
     # every model of the scan reaches the target
     reached = laws.CHINCHILLA(UNEQUAL, N=scan["N"], D=scan["D"])
     assert_allclose(reached, target, rtol=1e-9)
@@ -45,7 +45,18 @@ def test_overtraining_form_gives_the_same_answer():
     ot = laws.overtraining_from_chinchilla(EQUAL)
     a = advisor.advise(laws.CHINCHILLA, EQUAL, 2.2, 1e12)
     b = advisor.advise(laws.OVERTRAINING, ot, 2.2, 1e12)
-    assert_allclose([a["N"], a["M"]], [b["N"], b["M"]], rtol=1e-4)
+    assert_allclose([a.N, a.M], [b.N, b.M], rtol=1e-4)
+
+
+def test_advice_is_a_named_result():
+    best = advisor.advise(laws.CHINCHILLA, UNEQUAL, 2.6, 1e12)
+    assert isinstance(best, advisor.Advice)
+    assert best.target_loss == 2.6 and best.inference_tokens == 1e12
+    assert_allclose(best.M, best.D / best.N, rtol=1e-12)
+    assert_allclose(best.total_flops, best.train_flops + best.inference_flops, rtol=1e-12)
+    assert_allclose(best.inference_flops, 2 * best.N * 1e12, rtol=1e-12)
+    text = str(best)
+    assert text.startswith(f"N = {best.N:.4g}, D = {best.D:.4g}") and text.endswith("FLOPs")
 
 
 def test_unreachable_multiplier_gives_nan():

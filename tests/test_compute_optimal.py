@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose
 from scipy.optimize import minimize_scalar
 
 from scaling_lib import compute_optimal as co
-from scaling_lib import counting, laws
+from scaling_lib import counting, fit, laws, runs
 
 CHIN = {"E": 1.8, "A": 300.0, "alpha": 0.32, "B": 900.0, "beta": 0.28}
 A_TRUE = CHIN["beta"] / (CHIN["alpha"] + CHIN["beta"])
@@ -20,7 +20,7 @@ def isoflop_grid(budgets, n_sizes=7, span=1.0, params=CHIN, noise=0.0, seed=0):
     rng = np.random.default_rng(seed)
     rows = []
     for C in budgets:
-        n_star = co.chinchilla_optimum(params, C)["N"][0]
+        n_star = co.chinchilla_optimum(params, C).N[0]
         for k, f in enumerate(np.logspace(-span / 2, span / 2, n_sizes)):
             N = n_star * f
             D = C / (6 * N)
@@ -66,52 +66,53 @@ def test_parabola_bad_input(x, y, message):
 def test_isoflop_optima_recover_known_optimum_and_exponents():
     budgets = [1e12, 3e12, 9e12, 2.7e13]
     df = isoflop_grid(budgets, span=0.8)
-    res = co.isoflop_optima(df, n_boot=0)
+    res = co.isoflop_optima(df, target="loss_en", n_boot=0)
     truth = co.chinchilla_optimum(CHIN, budgets)
     # a parabola in ln N is an approximation of the true IsoFLOP profile: close, not exact
-    assert_allclose(res.table["N_opt"], truth["N"], rtol=0.03)
-    assert_allclose(res.table["D_opt"], truth["D"], rtol=0.03)
+    assert_allclose(res.table["N_opt"], truth.N, rtol=0.03)
+    assert_allclose(res.table["D_opt"], truth.D, rtol=0.03)
     assert_allclose(res.table["C"], budgets, rtol=1e-12)
     assert_allclose(res.table["D_opt"] * res.table["N_opt"] * 6, budgets, rtol=1e-12)
     assert res.table["inside"].all()
     ex = co.optimum_exponents(res)
-    assert ex["a"].method == "t"
-    assert_allclose(ex["a"].exponent, A_TRUE, atol=0.01)
-    assert_allclose(ex["a"].exponent + ex["b"].exponent, 1.0, atol=1e-9)
+    assert ex.a.method == "t"
+    assert_allclose(ex.a.exponent, A_TRUE, atol=0.01)
+    assert_allclose(ex.a.exponent + ex.b.exponent, 1.0, atol=1e-9)
 
 
 def test_isoflop_bootstrap_interval_covers_truth_and_is_deterministic():
     budgets = [1e12, 3e12, 9e12, 2.7e13]
     df = isoflop_grid(budgets, span=1.0, noise=0.01, seed=3)
-    res = co.isoflop_optima(df, n_boot=100, seed=1)
-    again = co.isoflop_optima(df, n_boot=100, seed=1)
+    res = co.isoflop_optima(df, target="loss_en", n_boot=100, seed=1)
+    again = co.isoflop_optima(df, target="loss_en", n_boot=100, seed=1)
     pd.testing.assert_frame_equal(res.table, again.table)
     t = res.table
     assert (t["N_lo"] <= t["N_opt"]).all() and (t["N_opt"] <= t["N_hi"]).all()
     assert (t["boot_ok"] > 50).all()
     ex = co.optimum_exponents(res)
-    assert ex["a"].method == "bootstrap"
-    assert ex["a"].exponent_lo < A_TRUE < ex["a"].exponent_hi
-    assert ex["a"].exponent_hi - ex["a"].exponent_lo < 0.3
+    assert ex.a.method == "bootstrap"
+    assert ex.a.exponent_lo < A_TRUE < ex.a.exponent_hi
+    assert ex.a.exponent_hi - ex.a.exponent_lo < 0.3
 
 
 @pytest.mark.parametrize("resample", ["residuals", "runs"])
 def test_isoflop_bootstrap_schemes_cover_truth(resample):
     budgets = [1e12, 3e12, 9e12, 2.7e13]
     df = isoflop_grid(budgets, span=1.0, noise=0.01, seed=5)
-    ex = co.optimum_exponents(co.isoflop_optima(df, n_boot=100, seed=2, resample=resample))
-    assert ex["a"].exponent_lo < A_TRUE < ex["a"].exponent_hi
+    ex = co.optimum_exponents(co.isoflop_optima(df, target="loss_en", n_boot=100, seed=2, resample=resample))
+    assert ex.a.exponent_lo < A_TRUE < ex.a.exponent_hi
 
 
 def test_residual_bootstrap_keeps_the_design_and_collapses_without_noise():
     budgets = [1e12, 3e12, 9e12]
-    exact = co.isoflop_optima(isoflop_grid(budgets, span=1.0), n_boot=20, resample="residuals")
+    exact = co.isoflop_optima(isoflop_grid(budgets, span=1.0), target="loss_en", n_boot=20,
+                               resample="residuals")
     # a parabola does not fit the true profile exactly, so residuals are tiny but not zero
     width = (exact.table["N_hi"] - exact.table["N_lo"]) / exact.table["N_opt"]
     assert (width < 0.05).all()
     noisy = isoflop_grid(budgets, span=1.0, noise=0.02, seed=4)
-    by_runs = co.isoflop_optima(noisy, n_boot=200, seed=0, resample="runs").table
-    by_res = co.isoflop_optima(noisy, n_boot=200, seed=0, resample="residuals").table
+    by_runs = co.isoflop_optima(noisy, target="loss_en", n_boot=200, seed=0, resample="runs").table
+    by_res = co.isoflop_optima(noisy, target="loss_en", n_boot=200, seed=0, resample="residuals").table
     # with the sizes fixed, every replicate keeps a vertex near the sampled range
     assert (by_res["N_lo"] > 0.2 * by_res["N_opt"]).all()
     assert ((by_res["N_hi"] - by_res["N_lo"]) <= (by_runs["N_hi"] - by_runs["N_lo"]) * 1.5).all()
@@ -123,8 +124,8 @@ def test_replicates_outside_the_sampled_sizes_are_dropped():
     rng = np.random.default_rng(0)
     loss = 3 + 0.05 * np.log(N / N[0]) ** 2 + rng.normal(0, 0.02, N.size)
     df = pd.DataFrame({"budget": 1e12, "N": N, "flops": 1e12, "loss_en": loss})
-    kept = co.isoflop_optima(df, n_boot=200, seed=0)
-    loose = co.isoflop_optima(df, n_boot=200, seed=0, replicates_inside=False)
+    kept = co.isoflop_optima(df, target="loss_en", n_boot=200, seed=0)
+    loose = co.isoflop_optima(df, target="loss_en", n_boot=200, seed=0, replicates_inside=False)
     assert kept.table["boot_ok"][0] < loose.table["boot_ok"][0]
     inside = kept.boot["N_opt"].dropna()
     assert ((inside >= N.min() * (1 - 1e-9)) & (inside <= N.max() * (1 + 1e-9))).all()
@@ -133,7 +134,7 @@ def test_replicates_outside_the_sampled_sizes_are_dropped():
 
 def test_isoflop_bad_resample():
     with pytest.raises(ValueError, match="resample must be"):
-        co.isoflop_optima(isoflop_grid([1e12, 3e12]), resample="jackknife")
+        co.isoflop_optima(isoflop_grid([1e12, 3e12]), target="loss_en", resample="jackknife")
 
 
 def test_isoflop_group_compute_is_read_at_the_optimum():
@@ -142,21 +143,53 @@ def test_isoflop_group_compute_is_read_at_the_optimum():
     x = np.log(N)
     C = 1e12 * (N / 1e5) ** 0.2
     df = pd.DataFrame({"budget": 1, "N": N, "flops": C, "loss_en": 3 + (x - np.log(1e5)) ** 2})
-    row = co.isoflop_optima(df, n_boot=0).table.iloc[0]
+    row = co.isoflop_optima(df, target="loss_en", n_boot=0).table.iloc[0]
     assert_allclose([row["N_opt"], row["C"]], [1e5, 1e12], rtol=1e-9)
     assert_allclose(row["D_opt"], 1e12 / 6e5, rtol=1e-9)
 
 
 def test_isoflop_optima_bad_input():
     df = isoflop_grid([1e12], n_sizes=5)
-    with pytest.raises(co.ComputeOptimalError, match="missing column"):
-        co.isoflop_optima(df.drop(columns="flops"))
+    with pytest.raises(runs.MissingColumnError, match=r"run table lacks column\(s\) \['flops'\]"):
+        co.isoflop_optima(df.drop(columns="flops"), target="loss_en")
+    with pytest.raises(runs.MissingColumnError, match=r"\['loss'\]"):
+        co.isoflop_optima(df, target="loss")
     bad = df.copy()
     bad.loc[2, "N"] = -1.0
     with pytest.raises(co.ComputeOptimalError, match=r"group 1e\+12.*C1e\+12_2"):
-        co.isoflop_optima(bad, n_boot=0)
+        co.isoflop_optima(bad, target="loss_en", n_boot=0)
     with pytest.raises(co.ComputeOptimalError, match="at least 3 distinct"):
-        co.isoflop_optima(df.head(2), n_boot=0)
+        co.isoflop_optima(df.head(2), target="loss_en", n_boot=0)
+
+
+def test_target_is_required():
+    df = isoflop_grid([1e12, 3e12])
+    with pytest.raises(TypeError, match="target"):
+        co.isoflop_optima(df)
+    with pytest.raises(TypeError, match="target"):
+        co.exponents_by_convention(df, ["6ND"])
+    with pytest.raises(TypeError, match="target"):
+        co.optimal_lr(df)
+
+
+def test_optimum_exponents_is_a_named_pair_of_trends():
+    res = co.isoflop_optima(isoflop_grid([1e12, 3e12, 9e12], noise=0.01, seed=2), target="loss_en", n_boot=30)
+    ex = co.optimum_exponents(res)
+    assert isinstance(ex, co.OptimumExponents)
+    assert isinstance(ex.a, co.PowerTrend) and isinstance(ex.b, co.PowerTrend)
+    frame = ex.to_frame()
+    assert list(frame.index) == ["a", "b"]
+    assert frame.loc["a", "estimate"] == ex.a.exponent and frame.loc["b", "hi"] == ex.b.exponent_hi
+    assert frame.loc["a", "method"] == "bootstrap" and frame.loc["a", "n_points"] == 3
+    lines = str(ex).splitlines()
+    assert lines[0].startswith(f"a = {ex.a.exponent:.3f} [") and "95% bootstrap interval, 3 points" in lines[0]
+    assert lines[1].startswith("b = ")
+
+
+def test_power_trend_text_without_interval():
+    t = co.fit_power_trend([1.0, 2.0], [3.0, 6.0])
+    assert str(t) == "1.000 (no interval, 2 points)"
+    assert t.summary()["method"] == "t"
 
 
 def test_power_trend_bad_input():
@@ -180,7 +213,7 @@ def test_convention_switch_changes_compute_as_counting_says(convention):
     df = ladder()
     out = co.convention_columns(df, convention)
     for (_, row), c, n_eff in zip(df.iterrows(), out["C"], out["N_eff"]):
-        shape = co._default_shape(row)
+        shape = co.default_shape(row)
         assert_allclose(c, counting.training_flops(shape, row["D"], convention), rtol=1e-12)
         assert_allclose(c, 6 * n_eff * row["D"], rtol=1e-12)
     assert "C" not in df.columns  # the input is not modified
@@ -191,14 +224,14 @@ def test_convention_order_and_6nd_equals_total_params():
     c = {conv: co.convention_columns(df, conv)["C"].to_numpy() for conv in counting.FLOP_CONVENTIONS}
     assert np.all(c["6N_ne_D"] < c["with_head"]) and np.all(c["with_head"] < c["6ND"])
     assert np.all(c["6ND"] < c["with_attention"])
-    totals = [counting.param_counts(co._default_shape(r))["total"] for _, r in df.iterrows()]
+    totals = [counting.param_counts(co.default_shape(r))["total"] for _, r in df.iterrows()]
     assert_allclose(co.convention_columns(df, "6ND")["N_eff"], totals)
 
 
 def test_convention_bad_input():
     with pytest.raises(co.ComputeOptimalError, match="unknown FLOP convention"):
         co.convention_columns(ladder(), "7ND")
-    with pytest.raises(co.ComputeOptimalError, match="missing column.*d_model"):
+    with pytest.raises(runs.MissingColumnError, match=r"lacks column\(s\) \['d_model'\]"):
         co.convention_columns(ladder().drop(columns="d_model"), "6ND")
 
 
@@ -214,10 +247,13 @@ def test_chinchilla_optimum_matches_numeric_minimisation():
             return float(laws.CHINCHILLA(CHIN, N=N, D=C / (6 * N))[0])
 
         res = minimize_scalar(loss, bounds=(0, 60), method="bounded", options={"xatol": 1e-10})
-        assert_allclose(opt["N"][0], math.exp(res.x), rtol=1e-5)
-        assert_allclose(opt["loss"][0], res.fun, rtol=1e-10)
-        assert_allclose(6 * opt["N"][0] * opt["D"][0], C, rtol=1e-12)
-    assert_allclose(opt["a"] + opt["b"], 1.0)
+        assert_allclose(opt.N[0], math.exp(res.x), rtol=1e-5)
+        assert_allclose(opt.loss[0], res.fun, rtol=1e-10)
+        assert_allclose(6 * opt.N[0] * opt.D[0], C, rtol=1e-12)
+        assert_allclose(opt.C, [C])
+    assert_allclose(opt.a + opt.b, 1.0)
+    assert isinstance(opt, co.ChinchillaOptimum)
+    assert_allclose(opt.to_frame()["N"], opt.N)
 
 
 def test_chinchilla_optimum_bad_input():
@@ -237,8 +273,10 @@ def test_approach3_recovers_exponents():
     assert_allclose(res.exponents.loc["a", "estimate"], A_TRUE, atol=0.03)
     assert res.exponents.loc["a", "lo"] <= res.exponents.loc["a", "estimate"] <= res.exponents.loc["a", "hi"]
     truth = co.chinchilla_optimum(CHIN, [1e13, 1e15])
-    assert_allclose(res.frontier["N_opt"], truth["N"], rtol=0.3)
+    assert_allclose(res.frontier["N_opt"], truth.N, rtol=0.3)
     assert (res.frontier["N_lo"] <= res.frontier["N_hi"]).all()
+    assert isinstance(res.fit, fit.FitResult) and res.fit.target == "loss"
+    assert str(res).startswith("approach 3 on 'loss': a = ")
 
 
 # --- learning rate ---------------------------------------------------------------------------
@@ -252,7 +290,7 @@ def test_optimal_lr_and_trend():
         for f in (0.5, 1.0, 2.0):
             rows.append({"model": name, "N": n, "lr": b * f * 1.1, "loss_en": 3 + 0.2 * np.log(b * f * 1.1 / b) ** 2})
     rows.append({"model": "d", "N": 1e6, "lr": 0.01, "loss_en": 3.0})  # one lr only
-    t = co.optimal_lr(pd.DataFrame(rows))
+    t = co.optimal_lr(pd.DataFrame(rows), target="loss_en")
     assert_allclose(t["lr_opt"][:3], best, rtol=1e-9)
     assert t["inside"][:3].all()
     assert np.isnan(t["lr_opt"][3]) and "distinct" in t["note"][3]
@@ -263,7 +301,7 @@ def test_optimal_lr_and_trend():
 def test_optimal_lr_mixed_sizes_error():
     df = pd.DataFrame({"model": ["a", "a", "a"], "N": [1.0, 2.0, 1.0], "lr": [0.1, 0.2, 0.3], "loss_en": [1, 0, 1]})
     with pytest.raises(co.ComputeOptimalError, match="group 'a' mixes model sizes"):
-        co.optimal_lr(df)
+        co.optimal_lr(df, target="loss_en")
 
 
 def test_published_exponents_table():
@@ -284,14 +322,49 @@ def test_convention_switch_moves_the_exponent_as_derived():
     N = co.convention_columns(base, "6ND")["N_eff"].to_numpy()
     rows = []
     for C in (3e11, 1e12, 3e12, 1e13):
-        n_star = co.chinchilla_optimum(CHIN, C)["N"][0]
+        n_star = co.chinchilla_optimum(CHIN, C).N[0]
         pick = np.argsort(np.abs(np.log(N / n_star)))[:7]
         for i in pick:
             row = base.iloc[i].to_dict()
             row.update(budget=C, D=C / (6 * N[i]), loss_en=laws.CHINCHILLA(CHIN, N=N[i], D=C / (6 * N[i]))[0])
             rows.append(row)
     df = pd.DataFrame(rows)
-    t = co.exponents_by_convention(df, ["6ND", "6N_ne_D", "with_head"], n_boot=0).set_index("convention")
+    t = co.exponents_by_convention(df, ["6ND", "6N_ne_D", "with_head"], target="loss_en", n_boot=0).set_index("convention")
     assert_allclose(t.loc["6ND", "a"], A_TRUE, atol=0.02)
     assert t.loc["6N_ne_D", "a"] > t.loc["with_head", "a"] > t.loc["6ND", "a"]
     assert (t["n_groups"] == 4).all()
+
+
+# --- the facade ------------------------------------------------------------------------------
+
+
+def test_facade_reexports_the_modules_public_names():
+    from scaling_lib import approach3, flop_conventions, isoflop_optima, lr_optimum, optimum_fits, published
+
+    for module in (approach3, flop_conventions, isoflop_optima, lr_optimum, optimum_fits, published):
+        for name in dir(module):
+            obj = getattr(module, name)
+            if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            if name in ("group_label",):  # a message helper, not part of the facade
+                continue
+            assert getattr(co, name) is obj, f"compute_optimal.{name}"
+            assert name in co.__all__
+    assert co.ComputeOptimalError is optimum_fits.ComputeOptimalError
+    assert co.PORIAN_EXPONENTS is published.PORIAN_EXPONENTS
+
+
+def test_missing_columns_are_the_projects_one_error():
+    assert issubclass(runs.MissingColumnError, ValueError)
+    with pytest.raises(runs.MissingColumnError, match=r"\['lr'\]"):
+        co.optimal_lr(pd.DataFrame({"model": ["a"], "N": [1.0], "loss_en": [1.0]}), target="loss_en")
+    with pytest.raises(runs.MissingColumnError, match=r"\['D'\]"):
+        co.convention_columns(ladder().drop(columns="D"), "6ND")
+
+
+def test_transitional_mapping_access_of_chinchilla_optimum():
+    # kept only while tests/test_curves.py reads chinchilla_optimum(...)["N"]
+    opt = co.chinchilla_optimum(CHIN, [1e12, 1e13])
+    assert opt["N"] is opt.N
+    with pytest.raises(KeyError):
+        opt["nope"]
