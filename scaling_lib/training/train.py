@@ -127,9 +127,15 @@ def first_nonfinite(tensors) -> str | None:
     named = [(n, t) for n, t in tensors if torch.is_tensor(t) and t.is_floating_point()]
     if not named:
         return None
-    ok = torch.stack([torch.isfinite(t.detach()).all() for _, t in named]).cpu()
-    bad = (~ok).nonzero()
-    return named[int(bad[0])][0] if len(bad) else None
+    flags = [torch.isfinite(t.detach()).all() for _, t in named]
+    by_device: dict = {}
+    for i, flag in enumerate(flags):  # optimiser step counters may live on the CPU beside CUDA weights
+        by_device.setdefault(flag.device, []).append(i)
+    ok = [True] * len(named)
+    for idx in by_device.values():
+        for i, good in zip(idx, torch.stack([flags[i] for i in idx]).cpu().tolist()):
+            ok[i] = good
+    return next((name for (name, _), good in zip(named, ok) if not good), None)
 
 
 def _state_tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer):
