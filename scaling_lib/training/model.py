@@ -170,7 +170,8 @@ class Attention(nn.Module):
         v = F.linear(x, w_v).view(B, T, H, hd)  # (B, T, H, hd)
         gain = torch.cat((self.q_norm.weight, self.k_norm.weight))  # (2H, hd)
         qk = _QKNormRope.apply(c, gain, cos2[:T], sin2[:T], self.eps)  # (B, T, 2H, hd)
-        q, k = qk.transpose(1, 2).split(H, dim=1)  # (B, H, T, hd) each
+        q, k = (t.transpose(1, 2) for t in qk.split(H, dim=2))  # (B, H, T, hd) each
+        # (split before the transpose: the gradient comes back as one contiguous cat)
         y = F.scaled_dot_product_attention(q, k, v.transpose(1, 2), is_causal=True)  # (B, H, T, hd)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C); a view, no copy
 
@@ -270,6 +271,9 @@ class GPT(nn.Module):
         return self.head(self.final_norm(x))  # (B, T, V)
 
 
+_TINY_PROB = 1e-30
+
+
 class _CrossEntropyZLoss(torch.autograd.Function):
     """Summed cross-entropy and z-loss of ``(n, V)`` logits with a hand-written backward.
 
@@ -277,9 +281,11 @@ class _CrossEntropyZLoss(torch.autograd.Function):
     logit, in ``F.softmax``); everything else comes from it without another
     exponential or log-softmax:
 
-    * ``logsumexp = max(logits) - log(max(p))`` (``max p = 1 / sum exp(l - max l)``
-      is at least ``1 / V``, so the logarithm is exact to rounding),
-    * ``ce = logsumexp - logit[target]`` (a gather), ``z = z_loss * logsumexp^2``,
+    * ``ce = -log p[target]`` and ``logsumexp = logit[target] - log p[target]``
+      (two gathers), exact to rounding while ``p[target]`` is a normal float;
+      the rare rows with ``p[target] < 1e-30`` get ``logsumexp`` from
+      ``torch.logsumexp`` of their logits instead,
+    * ``z = z_loss * logsumexp^2``,
     * backward: ``d/dlogits = (g_ce + 2 z_loss g_z logsumexp) p - g_ce onehot(target)``,
       written into ``p`` in place (so a second backward through the same
       graph raises instead of reading a modified tensor).
@@ -291,8 +297,15 @@ class _CrossEntropyZLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, targets, mask, z_loss):
         p = F.softmax(logits, dim=-1)  # (n, V)
-        lse = logits.amax(dim=1) - p.amax(dim=1).log()  # (n,)
-        nll = lse - logits.gather(1, targets.unsqueeze(1)).squeeze(1)  # (n,)
+        p_t = p.gather(1, targets.unsqueeze(1)).squeeze(1)  # (n,) probability of the target
+        nll = -p_t.log()  # (n,)
+        lse = logits.gather(1, targets.unsqueeze(1)).squeeze(1) + nll  # (n,) logsumexp
+        tiny = p_t < _TINY_PROB  # target probability near float underflow: log(p_t) inexact
+        if bool(tiny.any()):
+            rows = tiny.nonzero().squeeze(1)
+            lse_rows = torch.logsumexp(logits[rows], dim=1)
+            lse = lse.index_copy(0, rows, lse_rows)
+            nll = nll.index_copy(0, rows, lse_rows - logits[rows, targets[rows]])
         ce = (nll * mask).sum()
         z = z_loss * (lse.square() * mask).sum()
         ctx.save_for_backward(p, targets, lse, mask)
