@@ -187,8 +187,11 @@ def test_predict_runs_a_default_bootstrap_deterministically():
     res = fit.fit(laws.ERROR, df.rename(columns={"L": "loss_c4_val"}), "y", inputs={"L": "loss_c4_val"})
     new = pd.DataFrame({"loss_c4_val": [2.0, 3.0, 6.0]}, index=["a", "b", "c"])
     first = res.predict(new)
-    assert list(first.index) == ["a", "b", "c"] and list(first.columns) == ["pred", "lo", "hi"]
+    assert list(first.index) == ["a", "b", "c"] and list(first.columns) == ["pred", "lo", "hi", "extrapolation"]
+    assert len(res.parametric_bootstrap()[1]) > 0.9 * fit.DEFAULT_N_BOOT
+    old = res.predict(new, interval_method="bootstrap")
     assert len(res.bootstrap()) == fit.DEFAULT_N_BOOT
+    assert (old["lo"] <= old["hi"]).all()
     again = fit.fit(laws.ERROR, df.rename(columns={"L": "loss_c4_val"}), "y", inputs={"L": "loss_c4_val"})
     pd.testing.assert_frame_equal(first, again.predict(new))
     bare = res.predict(new, interval=None)
