@@ -54,12 +54,6 @@ class ChinchillaOptimum:
     def __str__(self) -> str:
         return f"N* ~ C^{self.a:.3f}, D* ~ C^{self.b:.3f} at {len(self.C)} budget(s)"
 
-    def __getitem__(self, key: str):
-        """Transitional: ``opt["N"]`` reads ``opt.N`` for code written against the old dict."""
-        if key not in self.__dataclass_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
-
     def to_frame(self) -> pd.DataFrame:
         """One row per budget: ``C``, ``N``, ``D``, ``loss``."""
         return pd.DataFrame({"C": self.C, "N": self.N, "D": self.D, "loss": self.loss})

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from scaling_lib.compute_optimal import ComputeOptimalError
+from scaling_lib.optimum_fits import ComputeOptimalError
 from scaling_lib.records import RecordError, curve_table, read_record, record_paths
 from scaling_lib.runs import require_columns
 
