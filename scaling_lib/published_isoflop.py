@@ -143,7 +143,8 @@ def _positive(df: pd.DataFrame, column: str, file: Path) -> np.ndarray:
     bad = ~np.isfinite(values) | (values <= 0)
     if bad.any():
         rows = np.flatnonzero(bad)[:5]
-        shown = ", ".join(f"line {i + 2} ({df[column].iloc[i]!r})" for i in rows)
+        shown = ", ".join(f"line {i + 2} ({'empty' if pd.isna(df[column].iloc[i]) else repr(str(df[column].iloc[i]))})"
+                          for i in rows)
         raise PublishedDataError(f"{file}: column {column!r} must hold positive numbers; "
                                  f"{int(bad.sum())} bad value(s), first at {shown}")
     return values
