@@ -360,11 +360,3 @@ def test_missing_columns_are_the_projects_one_error():
         co.optimal_lr(pd.DataFrame({"model": ["a"], "N": [1.0], "loss_en": [1.0]}), target="loss_en")
     with pytest.raises(runs.MissingColumnError, match=r"\['D'\]"):
         co.convention_columns(ladder().drop(columns="D"), "6ND")
-
-
-def test_transitional_mapping_access_of_chinchilla_optimum():
-    # kept only while tests/test_curves.py reads chinchilla_optimum(...)["N"]
-    opt = co.chinchilla_optimum(CHIN, [1e12, 1e13])
-    assert opt["N"] is opt.N
-    with pytest.raises(KeyError):
-        opt["nope"]
