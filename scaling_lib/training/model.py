@@ -111,6 +111,8 @@ class _QKNormRope(torch.autograd.Function):
     @staticmethod
     def forward(ctx, c, gain, cos2, sin2, eps):
         hd = c.shape[-1]
+        ctx.in_dtype = c.dtype
+        c = c.float()  # norms in float32 (under bf16 autocast too, as autocast runs layer norms)
         n, rstd = torch.ops.aten._fused_rms_norm(c, [hd], None, eps)  # (B, T, 2H, hd), (B, T, 2H, 1)
         out = torch.addcmul(n * (cos2 * gain), rotate_half(n), sin2 * rotate_half(gain))
         ctx.save_for_backward(c, n, rstd, gain, cos2, sin2)
@@ -119,13 +121,13 @@ class _QKNormRope(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         c, n, rstd, gain, cos2, sin2 = ctx.saved_tensors
-        grad = grad.contiguous()
+        grad = grad.float().contiguous()
         grad_r = torch.addcmul(grad * cos2, rotate_half(grad), sin2, value=-1.0)  # (B, T, 2H, hd)
         d_gain = (grad_r * n).sum(dim=(0, 1))  # (2H, hd)
         grad_c = torch.ops.aten.native_layer_norm_backward(
             grad_r.mul_(gain), c, [c.shape[-1]], torch.zeros_like(rstd), rstd, None, None, [True, False, False]
         )[0]
-        return grad_c, d_gain, None, None, None
+        return grad_c.to(ctx.in_dtype), d_gain.to(gain.dtype), None, None, None
 
 
 class Attention(nn.Module):
