@@ -385,7 +385,8 @@ def compute_splits(df, cutoffs, *, flops_column="flops", run_id_column="run_id")
 
 
 def run_backtest(df, splits, target, *, law=laws.OVERTRAINING, objectives=("lsq",), extra=None,
-                 extra_parent="parent_run", run_id_column="run_id", keep=("model", "N", "M")):
+                 extra_parent="parent_run", run_id_column="run_id", keep=("model", "N", "M"),
+                 interval=0.95, interval_method="parametric", n_boot=100, noise_floor=None, seed=0):
     """Fit a law on each split's fit runs and score its predictions of the others.
 
     Parameters
@@ -404,6 +405,16 @@ def run_backtest(df, splits, target, *, law=laws.OVERTRAINING, objectives=("lsq"
     extra_parent : str, keyword-only
     keep : tuple of str, keyword-only
         Columns of the predicted runs copied to the result.
+    interval : float or None, keyword-only
+        Level of the prediction intervals (``None``: none, and no bootstrap).
+    interval_method : {"parametric", "bootstrap"}, keyword-only
+        As in :meth:`scaling_lib.fit.FitResult.predict`.
+    n_boot : int, keyword-only
+        Replicates per fit for the intervals.
+    noise_floor : float, optional, keyword-only
+        Passed to :func:`scaling_lib.fit.fit` (e.g. the seed noise of the testbed).
+    seed : int, keyword-only
+        Seed of the bootstraps.
 
     Returns
     -------
@@ -412,9 +423,12 @@ def run_backtest(df, splits, target, *, law=laws.OVERTRAINING, objectives=("lsq"
         ``kind``, ``value``, ``objective``, ``n_fit`` (runs), ``n_extra``
         (extra points), ``status`` (``ok``, ``too few runs`` or
         ``failed``), the law's parameters, ``run_id``, the ``keep``
-        columns, ``flops``, ``actual``, ``pred``, ``rel_err_pct`` (100
-        |pred - actual| / actual) and the :func:`compute_ratios` columns.
-        Predictions are NaN where the fit is not ``ok``.
+        columns, ``flops``, ``actual``, ``pred``, ``lo`` and ``hi`` (the
+        prediction interval; NaN without one), ``covered`` (``lo <= actual
+        <= hi``; missing, ``pd.NA``, without an interval), ``rel_err_pct``
+        (100 |pred - actual| / actual) and the :func:`compute_ratios`
+        columns. Predictions are NaN where the fit is not ``ok``.
+        Summarise ``covered`` with :func:`coverage`.
 
     Examples
     --------
@@ -423,7 +437,7 @@ def run_backtest(df, splits, target, *, law=laws.OVERTRAINING, objectives=("lsq"
     >>> true = {"E": 1.8, "a": 40.0, "b": 120.0, "eta": 0.15}
     >>> df = pd.DataFrame({"run_id": [f"r{i}" for i in range(N.size)], "N": N, "M": M,
     ...                    "flops": 6 * N * N * M, "loss": laws.OVERTRAINING(true, N=N, M=M)})
-    >>> bt = run_backtest(df, shape_splits(df, [3]), "loss")
+    >>> bt = run_backtest(df, shape_splits(df, [3]), "loss", interval=None)
     >>> len(bt), bool(bt["rel_err_pct"].max() < 1e-3)
     (3, True)
     """
@@ -450,22 +464,26 @@ def run_backtest(df, splits, target, *, law=laws.OVERTRAINING, objectives=("lsq"
             head = {"split": split.name, "kind": split.kind, "value": split.value, "objective": objective,
                     "n_fit": len(fit_runs), "n_extra": n_extra}
             params = dict.fromkeys(law.param_names, np.nan)
-            pred = np.full(len(pred_runs), np.nan)
+            pred = lo = hi = np.full(len(pred_runs), np.nan)
             if len(fit_runs) + n_extra < law.n_params or len(fit_runs) == 0:
                 status = "too few runs"
             else:
                 res = fitting.fit(law, points, target=target, objective=objective,
-                                  run_id_column=run_id_column)
+                                  run_id_column=run_id_column, noise_floor=noise_floor, seed=seed)
                 status = "ok" if res.success else "failed"
                 if res.success:
                     params = res.params
-                    pred = res.predict(pred_runs, interval=None)["pred"].to_numpy(float)
+                    out_pred = res.predict(pred_runs, interval=interval, n_boot=n_boot,
+                                           interval_method=interval_method)
+                    pred, lo, hi = (out_pred[c].to_numpy(float) for c in ("pred", "lo", "hi"))
             rows = pd.DataFrame({"run_id": pred_runs.index.to_numpy()})
             for column in keep:
                 if column in pred_runs.columns:
                     rows[column] = pred_runs[column].to_numpy()
             rows["flops"] = pred_runs["flops"].to_numpy(float)
             rows["actual"], rows["pred"] = actual, pred
+            rows["lo"], rows["hi"] = lo, hi
+            rows["covered"] = _covered(actual, lo, hi)
             rows["rel_err_pct"] = 100.0 * np.abs(pred - actual) / np.abs(actual)
             rows["to_largest_fit"] = ratios["to_largest_fit"].to_numpy()
             rows["to_fit_total"] = ratios["to_fit_total"].to_numpy()
@@ -475,3 +493,70 @@ def run_backtest(df, splits, target, *, law=laws.OVERTRAINING, objectives=("lsq"
     if not out:
         return pd.DataFrame()
     return pd.concat(out, ignore_index=True)
+
+
+def _covered(actual, lo, hi) -> pd.Series:
+    """``lo <= actual <= hi`` as a nullable boolean: missing where there is no interval."""
+    has = np.isfinite(lo) & np.isfinite(hi)
+    inside = (lo <= actual) & (actual <= hi)
+    return pd.Series(pd.array(np.where(has, inside, False), dtype="boolean")).mask(~has)
+
+
+def coverage(table, by=("kind",)):
+    """Share of predictions whose measured value lies inside its interval.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A backtest table (:func:`run_backtest`) or any table with a
+        ``covered`` column (nullable boolean; missing: no interval), plus
+        ``lo``, ``hi`` and ``actual`` for the widths.
+    by : str or sequence of str
+        Columns to group by (``()``: one row for the whole table).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group: ``n`` (predictions), ``n_interval`` (with an
+        interval), ``n_covered``, ``coverage`` (``n_covered / n_interval``;
+        NaN without intervals) and ``median_halfwidth_pct`` (half the
+        interval's width over the measured value, in %).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"kind": ["a", "a", "a", "b"], "actual": [1.0, 2.0, 3.0, 4.0],
+    ...                   "lo": [0.9, 2.1, float("nan"), 3.0], "hi": [1.1, 2.3, float("nan"), 5.0],
+    ...                   "covered": pd.array([True, False, None, True], dtype="boolean")})
+    >>> coverage(t)[["n", "n_interval", "n_covered", "coverage"]]
+          n  n_interval  n_covered  coverage
+    kind
+    a     3           2          1       0.5
+    b     1           1          1       1.0
+    """
+    require_columns(table, ["covered"], "backtest table")
+    by = [by] if isinstance(by, str) else list(by)
+    covered = table["covered"].astype("boolean")
+    frame = pd.DataFrame({"has": covered.notna(), "hit": covered.fillna(False).astype(bool)}, index=table.index)
+    if {"lo", "hi", "actual"} <= set(table.columns):
+        frame["half"] = 50.0 * (table["hi"] - table["lo"]) / table["actual"].abs()
+    else:
+        frame["half"] = np.nan
+    for column in by:
+        frame[column] = table[column]
+    groups = frame.groupby(by, sort=False) if by else [((), frame)]
+    rows = []
+    for key, sub in groups:
+        n_int = int(sub["has"].sum())
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(by, key)), "n": len(sub), "n_interval": n_int, "n_covered": int(sub["hit"].sum()),
+                     "coverage": sub["hit"].sum() / n_int if n_int else np.nan,
+                     "median_halfwidth_pct": float(sub.loc[sub["has"], "half"].median()) if n_int else np.nan})
+    out = pd.DataFrame(rows)
+    return out.set_index(by) if by else out
+
+
+if __name__ == "__main__":  # python -m scaling_lib.backtest: the coverage tables of the committed testbeds
+    from scaling_lib.backtest_coverage import main
+
+    raise SystemExit(main())

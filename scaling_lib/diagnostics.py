@@ -11,6 +11,8 @@ Each check is a small function of its own:
   end at very different parameters with a near-equal objective, or a
   near-singular Jacobian of the residuals at the optimum (the parameters that
   trade off are named);
+* :func:`trend_warnings`: the law fits no better than a constant (rising
+  losses, pure noise);
 * :func:`dof_warnings`: ``dof <= 1``;
 * :func:`bootstrap_warnings` (once a bootstrap has run): too few usable
   replicates, and a parameter interval that does not contain its estimate.
@@ -37,7 +39,7 @@ import pandas as pd
 __all__ = [
     "BOUND_RTOL", "EXTRAPOLATION_WARN", "MIN_BOOT_SHARE", "SINGULAR_RTOL", "bootstrap_warnings",
     "bound_warnings", "checklist", "compute_of", "direction_warnings", "dof_warnings", "extrapolation",
-    "extrapolation_warnings", "fit_warnings", "parametric_refits", "replicate_predictions", "seed_noise",
+    "extrapolation_warnings", "fit_warnings", "trend_warnings", "parametric_refits", "replicate_predictions", "seed_noise",
 ]
 
 BOUND_RTOL = 1e-4
@@ -74,21 +76,27 @@ def bound_warnings(result) -> list:
 
     A parameter counts as at its bound when it equals it, or when setting it
     to the bound changes every fitted value by less than :data:`BOUND_RTOL`
-    of the target (so ``E = 4e-6`` on losses of 3 is at its bound 0).
+    of the target (so ``E = 4e-6`` on losses of 3 is at its bound 0) while
+    a large move away from it does change them (a parameter with no effect
+    at all is left to :func:`direction_warnings`).
     """
     law, p = result.law, result.law.param_array(result.params)
-    y = np.abs(result._problem.y)
+    y = np.maximum(np.abs(result._problem.y), 1e-300)
     base = _fitted(result, p)
+
+    def change(i, value):
+        q = p.copy()
+        q[i] = value
+        moved = _fitted(result, q)
+        return float(np.max(np.abs(moved - base) / y)) if np.all(np.isfinite(moved)) else math.inf
+
     out = []
     for i, (name, (lo, hi)) in enumerate(zip(law.param_names, law.bounds)):
+        far = 0.5 * (lo + hi) if np.isfinite(lo + hi) else (p[i] + 1.0) * 2.0 if np.isfinite(lo) else p[i] - 1.0
         for side, bound in (("lower", lo), ("upper", hi)):
             if not np.isfinite(bound):
                 continue
-            q = p.copy()
-            q[i] = bound
-            moved = _fitted(result, q)
-            if p[i] == bound or (np.all(np.isfinite(moved))
-                                 and np.max(np.abs(moved - base) / np.maximum(y, 1e-300)) < BOUND_RTOL):
+            if p[i] == bound or (change(i, bound) < BOUND_RTOL and change(i, far) >= BOUND_RTOL):
                 out.append(f"{name} = {_fmt(p[i])} lies at its {side} bound {_fmt(bound)}: the data push it "
                            "there, so its value (and any interval of it) says little")
                 break
@@ -170,6 +178,32 @@ def direction_warnings(result) -> list:
     return out
 
 
+def trend_warnings(result, alpha: float = 0.05) -> list:
+    """The law explains no more of the target than a constant (an F test at level ``alpha``).
+
+    Compares the fit's residual sum of squares with that of the mean, in
+    the objective's space (log values for ``huber_log`` and laws fitted in
+    log space): rising losses or pure noise leave the law no trend to fit.
+    """
+    from scipy import stats
+
+    problem, k, dof = result._problem, result.n_params, result.dof
+    if dof <= 0 or k < 2:
+        return []
+    y = np.log(problem.y) if problem.log_residuals else problem.y
+    rss0 = float(np.sum((y - y.mean()) ** 2))
+    r = problem.residuals(result.law.param_array(result.params))
+    rss1 = float(np.sum(r * r))
+    if rss0 <= 0:
+        return []
+    F = max(rss0 - rss1, 0.0) / (k - 1) / max(rss1 / dof, 1e-300)
+    p = float(stats.f.sf(F, k - 1, dof))
+    if p <= alpha:
+        return []
+    return [f"the law fits no better than a constant (F test p = {p:.2g}; residual sum of squares {rss1:.3g} "
+            f"against {rss0:.3g} for the mean): the data show no trend for it to describe"]
+
+
 def dof_warnings(result) -> list:
     """Too few residual degrees of freedom to check the law or estimate the noise."""
     if result.dof > 1:
@@ -204,7 +238,7 @@ def fit_warnings(result) -> list:
     """Every warning about a fit, as plain sentences (empty for a sound fit)."""
     if not result.success:
         return [f"no start converged: {failure_reason(result)}"]
-    return (bound_warnings(result) + direction_warnings(result) + dof_warnings(result)
+    return (bound_warnings(result) + direction_warnings(result) + trend_warnings(result) + dof_warnings(result)
             + bootstrap_warnings(result))
 
 

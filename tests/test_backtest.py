@@ -191,7 +191,7 @@ def test_split_rejects_overlap_and_duplicate_ids():
 def test_backtest_exact_data_predicts_exactly():
     df = grid()
     splits = backtest.shape_splits(df, [1, 2, 3, 4])
-    bt = backtest.run_backtest(df, splits, "loss", objectives=("lsq", "huber_log"))
+    bt = backtest.run_backtest(df, splits, "loss", objectives=("lsq", "huber_log"), interval=None)
     ok = bt[bt["status"] == "ok"]
     # k shapes at M=20 plus the smallest at M=320: k + 1 runs for four parameters
     assert (bt.loc[bt["value"] < 3, "status"] == "too few runs").all()
@@ -205,7 +205,7 @@ def test_backtest_exact_data_predicts_exactly():
 
 def test_backtest_error_grows_with_extrapolation_on_noisy_data():
     df = grid(noise=0.01, seed=4)
-    bt = backtest.run_backtest(df, backtest.shape_splits(df, [3, 4]), "loss")
+    bt = backtest.run_backtest(df, backtest.shape_splits(df, [3, 4]), "loss", interval=None)
     mean = bt.groupby("value")["rel_err_pct"].mean()
     assert mean[3.0] > mean[4.0]
 
@@ -216,9 +216,74 @@ def test_backtest_extra_points_join_only_their_parents():
     extra = pd.DataFrame({"parent_run": df["run_id"], "N": df["N"], "M": half,
                           "loss": laws.OVERTRAINING(TRUE, N=df["N"], M=half)})
     splits = backtest.shape_splits(df, [1])
-    bt = backtest.run_backtest(df, splits, "loss", extra=extra)
+    bt = backtest.run_backtest(df, splits, "loss", extra=extra, interval=None)
     # two fit runs alone are too few for four parameters; their two extra points make four
     assert (bt["n_extra"] == 2).all() and (bt["n_fit"] == 2).all()
     assert (bt["status"] != "too few runs").all()
     with pytest.raises(backtest.BacktestInputError, match="not in the run table"):
         backtest.run_backtest(df.iloc[5:], splits, "loss")
+
+
+# ---------------------------------------------------------------------------------------- coverage
+
+
+def test_backtest_intervals_and_covered_column():
+    df = grid(noise=0.01, seed=5)
+    bt = backtest.run_backtest(df, backtest.shape_splits(df, [4]), "loss", n_boot=40)
+    assert {"lo", "hi", "covered"} <= set(bt.columns)
+    assert (bt["lo"] <= bt["pred"]).all() and (bt["pred"] <= bt["hi"]).all()
+    inside = (bt["lo"] <= bt["actual"]) & (bt["actual"] <= bt["hi"])
+    assert (bt["covered"].astype(bool) == inside).all()
+    assert backtest.coverage(bt, by=()).loc[0, "coverage"] >= 0.5
+    old = backtest.run_backtest(df, backtest.shape_splits(df, [4]), "loss", n_boot=40, interval_method="bootstrap")
+    assert_allclose(old["pred"], bt["pred"])  # only the interval changes
+    none = backtest.run_backtest(df, backtest.shape_splits(df, [1]), "loss", interval=None)
+    assert none["covered"].isna().all() and none["lo"].isna().all()
+
+
+def test_coverage_on_a_hand_made_table():
+    t = pd.DataFrame({
+        "kind": ["shapes"] * 4 + ["compute"] * 2,
+        "objective": ["lsq", "lsq", "huber_log", "huber_log", "lsq", "lsq"],
+        "actual": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        "lo": [0.9, 2.1, 2.0, np.nan, 4.0, 5.0],
+        "hi": [1.1, 2.2, 4.0, np.nan, 6.0, 7.0],
+        "covered": pd.array([True, False, True, None, True, True], dtype="boolean"),
+    })
+    by_kind = backtest.coverage(t, by="kind")
+    assert by_kind.index.tolist() == ["shapes", "compute"]
+    assert by_kind.loc["shapes", ["n", "n_interval", "n_covered"]].tolist() == [4, 3, 2]
+    assert by_kind.loc["shapes", "coverage"] == pytest.approx(2 / 3)
+    assert by_kind.loc["compute", "coverage"] == 1.0
+    assert by_kind.loc["compute", "median_halfwidth_pct"] == pytest.approx(np.median([100 / 5, 100 / 6]) / 1)
+    both = backtest.coverage(t, by=["kind", "objective"])
+    assert both.loc[("shapes", "huber_log"), "n_interval"] == 1
+    total = backtest.coverage(t, by=())
+    assert total.loc[0, "n_covered"] == 4 and total.loc[0, "coverage"] == pytest.approx(4 / 5)
+    empty = t.assign(covered=pd.array([None] * 6, dtype="boolean"))
+    assert np.isnan(backtest.coverage(empty, by=()).loc[0, "coverage"])
+    with pytest.raises(runs.MissingColumnError, match="covered"):
+        backtest.coverage(t.drop(columns="covered"))
+
+
+def test_coverage_of_the_cpu_tiny_backtests_per_variant():
+    from scaling_lib import backtest_coverage
+
+    cases = backtest_coverage.cpu_tiny_cases()
+    assert {c.family for c in cases} == {"shapes", "compute"}
+    assert all(c.noise_floor and 0.001 < c.noise_floor < 0.05 for c in cases)  # from the seed repeats
+    picked = [c for c in cases if c.split in ("4 smallest", "C <= 7.9e+12")]
+    table = backtest_coverage.predictions(picked, objectives=("lsq",), n_boot=10)
+    assert set(table["variant"]) == set(backtest_coverage.VARIANTS)
+    # the point prediction is the same whichever interval
+    assert table.groupby(["split", "run_id"])["pred"].nunique().max() == 1
+    tables = backtest_coverage.coverage_tables(table)
+    assert list(tables["by split family"].columns) == list(backtest_coverage.VARIANTS)
+    assert tables["by testbed"].loc["cpu-tiny", "default"].endswith(f"/{len(table) // 4})")
+
+
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(backtest, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
