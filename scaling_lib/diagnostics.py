@@ -226,11 +226,17 @@ def bootstrap_warnings(result, level: float = 0.95) -> list:
                    "or fewer distinct runs than parameters): the parameter intervals rest on few refits")
     if ok >= 2:
         table = result.ci(level, n_boot=n_boot)
-        for name, row in table.iterrows():
+        at_bound = {w.split(" = ")[0] for w in bound_warnings(result)}
+        for (name, row), (lo, hi) in zip(table.iterrows(), result.law.bounds):
             tol = 1e-9 * max(abs(row["estimate"]), 1e-12)
+            text = f"the {level:.0%} bootstrap interval of {name}, [{_fmt(row['lo'])}, {_fmt(row['hi'])}],"
             if not (row["lo"] - tol <= row["estimate"] <= row["hi"] + tol):
-                out.append(f"the {level:.0%} bootstrap interval of {name}, [{_fmt(row['lo'])}, {_fmt(row['hi'])}], "
-                           f"does not contain its estimate {_fmt(row['estimate'])}")
+                out.append(f"{text} does not contain its estimate {_fmt(row['estimate'])}")
+            elif name not in at_bound:
+                for side, bound, end in (("lower", lo, row["lo"]), ("upper", hi, row["hi"])):
+                    if np.isfinite(bound) and abs(end - bound) <= 1e-6 * max(abs(bound), abs(row["estimate"]), 1e-12):
+                        out.append(f"{text} reaches its {side} bound {_fmt(bound)}: the data do not exclude "
+                                   f"{name} = {_fmt(bound)}")
     return out
 
 

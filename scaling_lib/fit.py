@@ -31,25 +31,16 @@ shrinking to ``delta``. A start that raises or fails to converge is
 recorded and counted, never fatal. (The solver itself lives in the private
 module ``scaling_lib._solver``.)
 
-Parameter intervals (:meth:`FitResult.ci`) come from a bootstrap over runs:
-resample the rows with replacement, refit from the full-data optimum (one
-warm start), and take quantiles. Prediction intervals
-(:meth:`FitResult.predict`) are, by default, intervals for a *measured*
-value (``interval_method="parametric"``): a parametric bootstrap redraws the
-fitted values with relative noise ``sigma`` and refits; each replicate's
-``sigma`` is drawn from its scaled-inverse-chi-square posterior given the
-residuals (``dof`` degrees of freedom), never below the caller's noise floor
-(``fit(..., noise_floor=...)``, e.g. :func:`scaling_lib.diagnostics.seed_noise`
-of seed repeats); the new run's own noise is added, and so is an
-extrapolation term of ``extrapolation_noise`` (relative) per e-fold of
-compute beyond the fitted range, calibrated on leave-future-out backtests
-(:mod:`scaling_lib.backtest_coverage`). The old percentile interval of the
-run bootstrap, which ignores the new run's noise and covered about a fifth
-of the held-out runs, is ``interval_method="bootstrap"``.
-
-:attr:`FitResult.warnings` says, in plain sentences, when a fit means little
-(:mod:`scaling_lib.diagnostics`); :meth:`FitResult.report` prints them with
-a fit checklist. Predicting from a failed fit raises :class:`FitFailedError`.
+Parameter intervals (:meth:`FitResult.ci`) come from a bootstrap over runs
+(resample the rows, refit from the optimum, take quantiles). Prediction
+intervals (:meth:`FitResult.predict`) are by default intervals for a
+*measured* value: parametric refits with a relative noise drawn from the
+residuals (never below ``noise_floor``, e.g. from seed repeats), times the
+new run's noise and an extrapolation term (:data:`EXTRAPOLATION_NOISE`);
+``interval_method="bootstrap"`` keeps the earlier percentiles of the run
+bootstrap. :attr:`FitResult.warnings` says when a fit means little
+(:mod:`scaling_lib.diagnostics`); predicting from a failed fit raises
+:class:`FitFailedError`.
 
 A column the fit needs and the data lack raises
 :class:`scaling_lib.runs.MissingColumnError`; other data that cannot be
@@ -390,7 +381,8 @@ class FitResult:
             ``hi`` as NaN.
         n_boot : int, optional
             Replicates; by default the largest bootstrap of the method
-            already run, or :data:`DEFAULT_N_BOOT` run now (deterministic
+            already run (for ``"parametric"``, else as many as the largest
+            run bootstrap), or :data:`DEFAULT_N_BOOT` run now (deterministic
             given ``seed``).
         interval_method : {"parametric", "bootstrap"}, keyword-only
             ``"parametric"``: quantiles of parametric refits
@@ -446,8 +438,9 @@ class FitResult:
             if interval_method == "bootstrap":
                 rows, sigmas = self._boot_ok(n_boot)[list(self.law.param_names)].to_numpy(), None
             else:
-                rows, sigmas = self.parametric_bootstrap(n_boot if n_boot is not None or not self._draws
-                                                         else max(self._draws))
+                if n_boot is None:  # the largest parametric bootstrap run, else the size of the run bootstrap
+                    n_boot = max(self._draws) if self._draws else (max(self._cache) if self._cache else None)
+                rows, sigmas = self.parametric_bootstrap(n_boot)
             draws = diagnostics.replicate_predictions(self, x, rows, sigmas, float(extrapolation_noise), factor)
             if len(draws) >= 2:
                 lo = np.nanquantile(draws, (1 - interval) / 2, axis=0)

@@ -158,3 +158,10 @@ def test_docstring_examples():
 
     result = doctest.testmod(diagnostics, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_an_interval_reaching_a_bound_is_named():
+    res = fit.fit(laws.OVERTRAINING, design(), "y", n_boot=20)
+    res.bootstrap(20).loc[:3, "E"] = 0.0  # a few replicates at the bound
+    res.bootstrap(20).loc[4:, "E"] = res.params["E"]
+    assert any("interval of E, [0," in w and "reaches its lower bound 0" in w for w in res.warnings)

@@ -349,3 +349,38 @@ def test_docstring_examples(name):
     module = importlib.import_module(f"scaling_lib.{name}")
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ----------------------------------------------------------------------------- warnings, failed fits
+
+
+def test_predict_on_a_failed_fit_raises():
+    df = synthetic(laws.SATURATING_POWER)
+    res = fit.fit(FRAGILE, df, "y", starts=[{"alpha": 2.0}, {"alpha": 4.0}])
+    with pytest.raises(fit.FitFailedError, match=r"failed, no start converged \(error: exponent out of the supported"):
+        res.predict(df, interval=None)
+    assert issubclass(fit.FitFailedError, RuntimeError)
+
+
+def test_summary_keeps_its_keys_and_adds_warnings():
+    df = synthetic(laws.OVERTRAINING, noise=0.005, seed=4)
+    summary = fit.fit(laws.OVERTRAINING, df, "y", n_boot=20).summary()
+    old = {"law", "formula", "target", "inputs", "objective", "delta", "params", "n_data", "n_params", "dof",
+           "objective_value", "rss", "rmse", "n_starts", "n_failed_starts", "success", "seed", "run_ids", "bootstrap"}
+    assert old <= set(summary) and {"warnings", "checklist", "noise_floor", "held_out"} <= set(summary)
+    assert summary["warnings"] == [] and json.loads(json.dumps(summary))["checklist"]["held-out check"] == "none"
+
+
+def test_interval_methods_share_the_point_prediction():
+    df = synthetic(laws.OVERTRAINING, noise=0.01, seed=2)
+    res = fit.fit(laws.OVERTRAINING, df, "y", n_boot=30)
+    new = pd.DataFrame({"N": [3e9], "M": [40.0]})
+    param = res.predict(new)
+    assert len(res.parametric_bootstrap(30)[1]) > 0  # the run bootstrap's size is the default
+    boot = res.predict(new, interval_method="bootstrap")
+    assert param["pred"].iloc[0] == boot["pred"].iloc[0]
+    assert param["hi"].iloc[0] - param["lo"].iloc[0] > boot["hi"].iloc[0] - boot["lo"].iloc[0]  # adds the run's noise
+    wider = res.predict(new, extrapolation_noise=0.05)
+    assert wider["hi"].iloc[0] - wider["lo"].iloc[0] > param["hi"].iloc[0] - param["lo"].iloc[0]
+    with pytest.raises(ValueError, match="unknown interval_method"):
+        res.predict(new, interval_method="profile")
