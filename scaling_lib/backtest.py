@@ -386,7 +386,7 @@ def compute_splits(df, cutoffs, *, flops_column="flops", run_id_column="run_id")
 
 def run_backtest(df, splits, target, *, law=laws.OVERTRAINING, objectives=("lsq",), extra=None,
                  extra_parent="parent_run", run_id_column="run_id", keep=("model", "N", "M"),
-                 interval=0.95, interval_method="parametric", n_boot=100, noise_floor=None, seed=0):
+                 interval=0.95, interval_method="parametric", n_boot=None, noise_floor=None, seed=0):
     """Fit a law on each split's fit runs and score its predictions of the others.
 
     Parameters
@@ -409,8 +409,9 @@ def run_backtest(df, splits, target, *, law=laws.OVERTRAINING, objectives=("lsq"
         Level of the prediction intervals (``None``: none, and no bootstrap).
     interval_method : {"parametric", "bootstrap"}, keyword-only
         As in :meth:`scaling_lib.fit.FitResult.predict`.
-    n_boot : int, keyword-only
-        Replicates per fit for the intervals.
+    n_boot : int, optional, keyword-only
+        Replicates per fit for the intervals (default
+        :data:`scaling_lib.fit.DEFAULT_N_BOOT`).
     noise_floor : float, optional, keyword-only
         Passed to :func:`scaling_lib.fit.fit` (e.g. the seed noise of the testbed).
     seed : int, keyword-only

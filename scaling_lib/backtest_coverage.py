@@ -102,7 +102,8 @@ def openlm_cases(path=None):
     return cases
 
 
-def predictions(cases, *, objectives=("lsq", "huber_log"), variants=VARIANTS, n_boot=100, level=0.95, seed=0):
+def predictions(cases, *, objectives=("lsq", "huber_log"), variants=VARIANTS, n_boot=fitting.DEFAULT_N_BOOT,
+                level=0.95, seed=0):
     """One row per case, objective, variant and held-out run.
 
     Returns
@@ -156,7 +157,8 @@ def coverage_tables(table) -> dict:
 def main(argv=None) -> int:
     """Print the coverage tables (``--n-boot``, ``--csv`` to save the predictions)."""
     parser = argparse.ArgumentParser(prog="python -m scaling_lib.backtest_coverage", description=__doc__.split("\n")[0])
-    parser.add_argument("--n-boot", type=int, default=100, help="replicates per fit (default 100)")
+    parser.add_argument("--n-boot", type=int, default=fitting.DEFAULT_N_BOOT,
+                        help=f"replicates per fit (default {fitting.DEFAULT_N_BOOT})")
     parser.add_argument("--csv", help="write every prediction to this CSV")
     parser.add_argument("--no-openlm", action="store_true", help="skip the published testbed")
     args = parser.parse_args(argv)

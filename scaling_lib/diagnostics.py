@@ -38,8 +38,8 @@ import pandas as pd
 
 __all__ = [
     "BOUND_RTOL", "EXTRAPOLATION_WARN", "MIN_BOOT_SHARE", "SINGULAR_RTOL", "bootstrap_warnings",
-    "bound_warnings", "checklist", "compute_of", "direction_warnings", "dof_warnings", "extrapolation",
-    "extrapolation_warnings", "fit_warnings", "trend_warnings", "parametric_refits", "replicate_predictions", "seed_noise",
+    "bound_warnings", "checklist", "report_text", "compute_of", "direction_warnings", "dof_warnings", "extrapolation",
+    "extrapolation_warnings", "fit_warnings", "trend_warnings", "parametric_refits", "replicate_predictions", "residual_sigma", "seed_noise",
 ]
 
 BOUND_RTOL = 1e-4
@@ -305,7 +305,16 @@ def extrapolation_warnings(factor: np.ndarray) -> list:
 # --- the noise model of prediction intervals ------------------------------------------------------
 
 
-def parametric_refits(result, n_boot: int) -> tuple:
+def residual_sigma(result) -> float:
+    """Relative noise of one run from the residuals, ``sqrt(sum(log(y / fit)^2) / dof)`` (NaN at ``dof = 0``)."""
+    if result.dof <= 0:
+        return math.nan
+    with np.errstate(all="ignore"):
+        r = np.log(result._problem.y / _fitted(result, result.law.param_array(result.params)))
+    return math.sqrt(float(np.sum(r * r)) / result.dof)
+
+
+def parametric_refits(result, n_boot: int) -> pd.DataFrame:
     """Parametric refits of a fit (see :meth:`scaling_lib.fit.FitResult.parametric_bootstrap`)."""
     from scaling_lib import _solver  # the fit's private solver
 
@@ -313,7 +322,7 @@ def parametric_refits(result, n_boot: int) -> tuple:
     lo, hi = _solver.law_bounds(law)
     p_best = _solver.clip_inside(law.param_array(result.params), lo, hi)
     fitted = law.function(p_best, problem.x)
-    s, floor, dof = result.residual_sigma, result.noise_floor or 0.0, result.dof
+    s, floor, dof = residual_sigma(result), result.noise_floor or 0.0, result.dof
     rng = np.random.default_rng([result.seed, 1])
     params, sigmas = [], []
     for _ in range(n_boot if (np.isfinite(s) or floor > 0) else 0):
@@ -327,7 +336,9 @@ def parametric_refits(result, n_boot: int) -> tuple:
         if ok:
             params.append(values)
             sigmas.append(sigma)
-    return np.array(params).reshape(-1, law.n_params), np.array(sigmas)
+    table = pd.DataFrame(np.array(params).reshape(-1, law.n_params), columns=list(law.param_names))
+    table["sigma"] = np.array(sigmas, dtype=float)
+    return table
 
 
 def replicate_predictions(result, x: dict, rows: np.ndarray, sigmas, extrapolation_noise: float,
@@ -426,3 +437,33 @@ def checklist(result) -> pd.Series:
                             else f"{result.noise_floor:.3g} relative (e.g. from seed repeats)")
     items["held-out check"] = result.held_out or "none"
     return pd.Series(items, name="checklist")
+
+
+def report_text(result) -> str:
+    """The text of :meth:`scaling_lib.fit.FitResult.report`."""
+    lines = [
+        f"law        {result.law.name}: {result.law.description}",
+        f"target     {result.target}  inputs {result.inputs}",
+        f"objective  {result.objective}" + (f" (delta={result.delta:g})" if result.objective == "huber_log" else ""),
+        f"data       n={result.n_data}  k={result.n_params}  dof={result.dof}",
+        f"starts     {result.n_starts} tried, {result.n_failed_starts} failed; success={result.success}",
+        f"fit        objective={result.objective_value:.6g}  RSS={result.rss:.6g}  RMSE={result.rmse:.6g}",
+    ]
+    table = result.ci(0.95, n_boot=max(result._cache)) if result._cache else None
+    for name in result.law.param_names:
+        text = f"  {name:<8s} {result.params[name]:.6g}"
+        if table is not None:
+            text += f"   95% CI [{table.loc[name, 'lo']:.6g}, {table.loc[name, 'hi']:.6g}]"
+        lines.append(text)
+    if table is None:
+        lines.append("  (no bootstrap run: call ci() or bootstrap())")
+    else:
+        boot = result._cache[max(result._cache)]
+        lines.append(f"  bootstrap over runs: {len(boot)} replicates, {int((~boot['success']).sum())} unusable "
+                     "(not converged or fewer distinct runs than parameters)")
+    warnings = result.warnings
+    lines.append(f"warnings   {len(warnings) or 'none'}")
+    lines += [f"  - {w}" for w in warnings]
+    lines.append("checklist  (after Li et al. 2025, (Mis)Fitting scaling laws)")
+    lines += [f"  {k:<15s} {v}" for k, v in checklist(result).items()]
+    return "\n".join(lines)

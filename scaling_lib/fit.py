@@ -336,15 +336,10 @@ class FitResult:
 
     @property
     def residual_sigma(self) -> float:
-        """Relative noise of one run estimated from the residuals, ``sqrt(sum(log(y / fit)^2) / dof)`` (NaN at dof 0)."""
-        if self.dof <= 0:
-            return math.nan
-        fitted = self.law.function(self.law.param_array(self.params), self._problem.x)
-        with np.errstate(all="ignore"):
-            r = np.log(self._problem.y / fitted)
-        return math.sqrt(float(np.sum(r * r)) / self.dof)
+        """Relative noise of one run from the residuals (:func:`scaling_lib.diagnostics.residual_sigma`)."""
+        return diagnostics.residual_sigma(self)
 
-    def parametric_bootstrap(self, n_boot: int | None = None) -> tuple:
+    def parametric_bootstrap(self, n_boot: int | None = None) -> pd.DataFrame:
         """Parametric refits behind the default prediction intervals (cached per ``n_boot``).
 
         Each replicate draws a relative noise ``sigma_b``, from
@@ -354,9 +349,10 @@ class FitResult:
 
         Returns
         -------
-        (numpy.ndarray, numpy.ndarray)
-            Parameters of the usable replicates ``(n_ok, n_params)`` and their ``sigma_b``.
-            Both are empty when neither the residuals (``dof = 0``) nor a noise floor give a noise.
+        pandas.DataFrame
+            One row per usable replicate: a column per parameter and ``sigma``
+            (its ``sigma_b``); empty when neither the residuals (``dof = 0``)
+            nor a noise floor give a noise.
         """
         self._require_success("bootstrap")
         n_boot = DEFAULT_N_BOOT if n_boot is None else int(n_boot)
@@ -440,7 +436,8 @@ class FitResult:
             else:
                 if n_boot is None:  # the largest parametric bootstrap run, else the size of the run bootstrap
                     n_boot = max(self._draws) if self._draws else (max(self._cache) if self._cache else None)
-                rows, sigmas = self.parametric_bootstrap(n_boot)
+                table = self.parametric_bootstrap(n_boot)
+                rows, sigmas = table[list(self.law.param_names)].to_numpy(), table["sigma"].to_numpy()
             draws = diagnostics.replicate_predictions(self, x, rows, sigmas, float(extrapolation_noise), factor)
             if len(draws) >= 2:
                 lo = np.nanquantile(draws, (1 - interval) / 2, axis=0)
@@ -493,32 +490,7 @@ class FitResult:
 
     def report(self) -> str:
         """A plain-text report of the fit: parameters and intervals, its warnings and a fit checklist."""
-        lines = [
-            f"law        {self.law.name}: {self.law.description}",
-            f"target     {self.target}  inputs {self.inputs}",
-            f"objective  {self.objective}" + (f" (delta={self.delta:g})" if self.objective == "huber_log" else ""),
-            f"data       n={self.n_data}  k={self.n_params}  dof={self.dof}",
-            f"starts     {self.n_starts} tried, {self.n_failed_starts} failed; success={self.success}",
-            f"fit        objective={self.objective_value:.6g}  RSS={self.rss:.6g}  RMSE={self.rmse:.6g}",
-        ]
-        table = self.ci(0.95, n_boot=max(self._cache)) if self._cache else None
-        for name in self.law.param_names:
-            text = f"  {name:<8s} {self.params[name]:.6g}"
-            if table is not None:
-                text += f"   95% CI [{table.loc[name, 'lo']:.6g}, {table.loc[name, 'hi']:.6g}]"
-            lines.append(text)
-        if table is None:
-            lines.append("  (no bootstrap run: call ci() or predict() with an interval)")
-        else:
-            boot = self._cache[max(self._cache)]
-            lines.append(f"  bootstrap over runs: {len(boot)} replicates, {int((~boot['success']).sum())} unusable "
-                         "(not converged or fewer distinct runs than parameters)")
-        warnings = self.warnings
-        lines.append(f"warnings   {len(warnings) or 'none'}")
-        lines += [f"  - {w}" for w in warnings]
-        lines.append("checklist  (after Li et al. 2025, (Mis)Fitting scaling laws)")
-        lines += [f"  {k:<15s} {v}" for k, v in diagnostics.checklist(self).items()]
-        return "\n".join(lines)
+        return diagnostics.report_text(self)
 
 
 def _check_level(level: float) -> None:

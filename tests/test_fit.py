@@ -188,7 +188,7 @@ def test_predict_runs_a_default_bootstrap_deterministically():
     new = pd.DataFrame({"loss_c4_val": [2.0, 3.0, 6.0]}, index=["a", "b", "c"])
     first = res.predict(new)
     assert list(first.index) == ["a", "b", "c"] and list(first.columns) == ["pred", "lo", "hi", "extrapolation"]
-    assert len(res.parametric_bootstrap()[1]) > 0.9 * fit.DEFAULT_N_BOOT
+    assert len(res.parametric_bootstrap()) > 0.9 * fit.DEFAULT_N_BOOT
     old = res.predict(new, interval_method="bootstrap")
     assert len(res.bootstrap()) == fit.DEFAULT_N_BOOT
     assert (old["lo"] <= old["hi"]).all()
@@ -376,7 +376,8 @@ def test_interval_methods_share_the_point_prediction():
     res = fit.fit(laws.OVERTRAINING, df, "y", n_boot=30)
     new = pd.DataFrame({"N": [3e9], "M": [40.0]})
     param = res.predict(new)
-    assert len(res.parametric_bootstrap(30)[1]) > 0  # the run bootstrap's size is the default
+    assert set(res._draws) == {30}  # as many parametric replicates as the run bootstrap has
+    assert list(res.parametric_bootstrap(30).columns) == ["E", "a", "b", "eta", "sigma"]
     boot = res.predict(new, interval_method="bootstrap")
     assert param["pred"].iloc[0] == boot["pred"].iloc[0]
     assert param["hi"].iloc[0] - param["lo"].iloc[0] > boot["hi"].iloc[0] - boot["lo"].iloc[0]  # adds the run's noise
