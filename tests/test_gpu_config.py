@@ -170,3 +170,36 @@ def test_gpu_settings_checkpoint_resumes_to_the_same_run(fp32_and_gpu_runs, tmp_
     tail = resumed.train_steps(tokens, cfg.total_steps)
     # the bf16 CPU path is deterministic: the resumed run is the uninterrupted one
     np.testing.assert_allclose(head + tail, full, rtol=1e-6)
+
+
+def test_gpu_run_dry_run_finishes_on_the_cpu(tmp_path):
+    """``benchmarks/gpu_run.sh OUT --dry-run``: the GPU session's script end to end, tiny, on the CPU."""
+    import json
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "gpu"
+    t = time.perf_counter()
+    proc = subprocess.run(["bash", str(repo / "benchmarks" / "gpu_run.sh"), str(out), "--dry-run"],
+                          cwd=repo, capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "PYTHON": sys.executable})
+    wall = time.perf_counter() - t
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert wall < 60, f"dry run took {wall:.0f}s"
+    checks = json.loads((out / "checks.json").read_text())
+    assert checks["ok"] and checks["resumed_from_step"] == 6 and checks["logit_dtypes"] == ["float32"]
+    tp = json.loads((out / "throughput.json").read_text())
+    assert tp["tokens_per_s"] > 0 and tp["N"] > 0
+    selection = json.loads((out / "selection.json").read_text())
+    assert all(c["epochs"] <= 4 for c in selection["candidates"] if c["chosen"])
+    assert any(not c["chosen"] and "epochs" in (c["why_not"] or "") for c in selection["candidates"])
+    import pandas as pd
+
+    table = pd.read_csv(out / "testbed" / "runs.csv")
+    design = pd.read_csv(out / "design.csv")
+    assert len(table) >= 1 and set(table["run_id"]) <= set(design["run_id"])
+    assert all((out / "testbed" / "runs" / f"{r}.json").exists() for r in table["run_id"])
+    assert "done in" in (out / "log.txt").read_text()
