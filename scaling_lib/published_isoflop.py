@@ -285,8 +285,11 @@ def interpolated_optima(points: pd.DataFrame, *, column: str = "N", noise_sd: fl
 
 
 def _weighted_line(log_c: np.ndarray, log_y: np.ndarray, log_sd: np.ndarray) -> tuple[float, float]:
-    slope, icpt = np.polyfit(log_c, log_y, 1, w=1.0 / log_sd)  # weights 1 / sd^2 on squared residuals
-    return float(slope), float(icpt)
+    """Weighted least-squares line (weights ``1 / log_sd^2``), in closed form."""
+    w = 1.0 / log_sd**2
+    xm, ym = np.average(log_c, weights=w), np.average(log_y, weights=w)
+    slope = np.sum(w * (log_c - xm) * (log_y - ym)) / np.sum(w * (log_c - xm) ** 2)
+    return float(slope), float(ym - slope * xm)
 
 
 def paper_exponents(points: pd.DataFrame, *, noise_sd: float, n_boot: int = 1000, seed: int = 0,
