@@ -7,6 +7,7 @@ the error of a run from ``(N, M)`` alone. This module adds what is needed to
 ask *which* errors can be predicted that way:
 
 * :func:`average_members`: which task columns a stored average is the mean of;
+* :func:`chance_levels`: each task's chance error from the suite's chance table;
 * :func:`per_task_fits`: the error law fitted to every task on its own, with
   the held-out prediction error measured against how far the task moves;
 * :func:`subset_study` and :func:`summarize_subsets`: the error law fitted to
@@ -86,6 +87,48 @@ def average_members(df, average, candidates, atol=1e-6):
             return members
     raise ValueError(f"no subset of {candidates} averages to {average!r} on the {int(ok.sum())} "
                      "complete runs (too few runs to tell the columns apart, or not a plain mean)")
+
+
+def chance_levels(path, columns):
+    """Each task column's chance error, read from a table of ``task, chance_error``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A CSV with columns ``task`` and ``chance_error`` (as written by
+        ``python -m scaling_lib.training.tasks --chance-csv``; the book's is
+        ``data/tasks_chance.csv``).
+    columns : iterable of str
+        Task columns of a run table (``err_<task>``).
+
+    Returns
+    -------
+    dict or None
+        ``err_<task>`` -> chance error for every column, or ``None`` when the
+        file does not exist or lacks one of the tasks (chance levels unknown).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "chance.csv"
+    >>> _ = f.write_text("task,chance_error\\nswap,0.5\\ncloze,0.75\\n")
+    >>> chance_levels(f, ["err_cloze", "err_swap"])
+    {'err_cloze': 0.75, 'err_swap': 0.5}
+    >>> chance_levels(f, ["err_other"]) is None
+    True
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path)
+    require_columns(table, ["task", "chance_error"], str(path))
+    known = {f"err_{task}": float(c) for task, c in zip(table["task"], table["chance_error"])}
+    columns = list(columns)
+    if not set(columns) <= set(known):
+        return None
+    return {c: known[c] for c in columns}
 
 
 def _error_fit(runs, error, loss, objective):

@@ -176,6 +176,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--n-items", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rebuild", action="store_true", help="ignore a cached suite")
+    ap.add_argument("--chance-csv", default=None, metavar="PATH",
+                    help="also write each task's chance error (task, chance_error) to PATH, the "
+                         "table the analysis chapters read (data/tasks_chance.csv)")
     args = ap.parse_args(argv)
     suite = build_suite(args.cache, n_items=args.n_items, seed=args.seed, rebuild=args.rebuild)
-    print(suite_table(suite).drop(columns="description").to_markdown(index=False))
+    table = suite_table(suite)
+    print(table.drop(columns="description").to_markdown(index=False))
+    if args.chance_csv:
+        chance = table[["task", "chance_error"]]
+        chance.to_csv(args.chance_csv, index=False, float_format="%.6g")
+        print(f"wrote {len(chance)} chance levels to {args.chance_csv}")
