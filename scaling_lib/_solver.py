@@ -1093,7 +1093,8 @@ def huber_warm_refit(problem: Problem, p_start: np.ndarray, lo: np.ndarray, hi: 
     iterations when the replicate's optimum is near. When it does not within
     8 (a replicate that the law fits exactly, say, whose optimum lies far
     along the exponent's valley), it starts again from
-    :func:`relative_profile_start`, and the better result is kept.
+    :func:`relative_profile_start`; the restart's result is kept when it
+    converged to an objective no higher (to 1e-9 relative) than the first.
     """
     model = HuberModel(problem)
     first = newton_huber(model, p_start, lo, hi, problem.delta, max_iter=8, polish=False)
@@ -1104,7 +1105,7 @@ def huber_warm_refit(problem: Problem, p_start: np.ndarray, lo: np.ndarray, hi: 
     except SOLVER_ERRORS:
         p1 = first.params
     second = newton_huber(model, p1, lo, hi, problem.delta)
-    if second.success and second.value <= first.value:
+    if second.success and second.value <= first.value * (1 + 1e-9):
         return second
     return HuberSolve(first.params, first.value, first.nit + second.nit, first.nfev + second.nfev, False,
                       first.message)
