@@ -12,7 +12,20 @@ full-page screenshot is saved to ``_build/screenshots/<page>.png`` and the page 
 * ``empty-figure``: a ``<figure>`` with no image in it;
 * ``console-error``, ``page-error``, ``request-failed``, ``http-error``: errors the browser
   reported while loading the page;
-* ``traceback``: a Python traceback or error in a notebook output cell.
+* ``traceback``: a Python traceback or error in a notebook output cell;
+* ``no-notebook-download``, ``notebook-download``: a chapter (a notebook page) whose download
+  menu offers no executed ``.ipynb``, or offers one that is missing, unreadable or has no outputs.
+
+Each page is then opened a second time in the theme's dark mode (the browser prefers a dark
+colour scheme, the book's ``default_mode`` is ``auto``), screenshotted to
+``_build/screenshots/dark-<page>.png``, and every figure image is checked (``dark-figure``): it
+must sit on a light panel (computed background luminance above 0.8) and its pixels, composited
+over what is behind them and passed through the image's CSS filter, must keep dark ink on a light
+ground (contrast ratio at least 4.5).
+
+When the book's PDF exists (``make pdf``, ``_build/pdf/book.pdf``) it is opened too
+(``pdf-unreadable``, ``pdf-empty``, ``pdf-empty-page``: a page with neither text nor an image);
+``--require-pdf`` makes a missing PDF a problem.
 
 Each problem is printed on one line naming the page; the script ends with
 ``N pages checked, K problems`` and exits with status 1 when K > 0 (2 when the check itself
@@ -34,6 +47,7 @@ import argparse
 import contextlib
 import functools
 import http.server
+import json
 import os
 import re
 import sys
@@ -348,6 +362,278 @@ def overflow_notes(items, page):
                                       f'"{i["text"]}"') for i in items]
 
 
+def is_notebook_source(path):
+    """Whether a page's source is a notebook: an ``.ipynb``, or Jupytext Markdown with a kernelspec.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "a.md").write_text("---\\nkernelspec:\\n  name: python3\\n---\\n# A\\n")
+    >>> _ = (d / "b.md").write_text("# B\\n")
+    >>> is_notebook_source(d / "a.md"), is_notebook_source(d / "b.md")
+    (True, False)
+    """
+    path = Path(path)
+    if path.suffix == ".ipynb":
+        return path.is_file()
+    if not path.is_file():
+        return False
+    head = path.read_text(encoding="utf-8", errors="replace")[:4000]
+    if not head.startswith("---"):
+        return False
+    end = head.find("\n---", 3)
+    return "kernelspec:" in head[: end if end > 0 else len(head)]
+
+
+def notebook_download_problems(html, page, html_dir, is_notebook):
+    """Problems of a page's download of its executed notebook (``.ipynb``).
+
+    A notebook page must link to an ``.ipynb`` inside the built book that is a notebook with at
+    least one output (the executed one, not the source converted); other pages are not checked.
+
+    Examples
+    --------
+    >>> notebook_download_problems("<p>no link</p>", "ch", ".", True)
+    [Problem(page='ch', kind='no-notebook-download', detail='no link to an executed .ipynb')]
+    >>> notebook_download_problems("<p>no link</p>", "intro", ".", False)
+    []
+    """
+    if not is_notebook:
+        return []
+    soup = BeautifulSoup(html, "html.parser")
+    hrefs = [a["href"].split("#")[0] for a in soup.find_all("a", href=True)
+             if a["href"].split("#")[0].endswith(".ipynb")]
+    if not hrefs:
+        return [Problem(page, "no-notebook-download", "no link to an executed .ipynb")]
+    html_dir = Path(html_dir).resolve()
+    problems = []
+    for href in dict.fromkeys(hrefs):
+        if "://" in href:
+            continue  # a launch button, not a download
+        target = ((html_dir / page).parent / href).resolve()
+        if html_dir not in target.parents or not target.is_file():
+            problems.append(Problem(page, "notebook-download", f"{href} does not exist"))
+            continue
+        try:
+            nb = json.loads(target.read_text(encoding="utf-8"))
+            outputs = sum(len(c.get("outputs", [])) for c in nb["cells"]
+                          if c.get("cell_type") == "code")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            problems.append(Problem(page, "notebook-download",
+                                    f"{href} is not a notebook ({type(exc).__name__})"))
+            continue
+        if not outputs:
+            problems.append(Problem(page, "notebook-download", f"{href} has no outputs"))
+    return problems
+
+
+_COLOR = re.compile(r"rgba?\(\s*([\d.]+)[,\s]+([\d.]+)[,\s]+([\d.]+)(?:\s*[,/]\s*([\d.]+%?))?\s*\)")
+
+
+def parse_css_color(text):
+    """A computed CSS colour (``rgb(...)``/``rgba(...)``/``#rrggbb``/``transparent``) as
+    ``(r, g, b, alpha)`` with channels in 0..255 and alpha in 0..1; ``None`` if unknown.
+
+    Examples
+    --------
+    >>> parse_css_color("rgb(248, 249, 250)")
+    (248.0, 249.0, 250.0, 1.0)
+    >>> parse_css_color("rgba(0, 0, 0, 0)"), parse_css_color("#ffffff")
+    ((0.0, 0.0, 0.0, 0.0), (255.0, 255.0, 255.0, 1.0))
+    """
+    text = (text or "").strip().lower()
+    if text == "transparent":
+        return (0.0, 0.0, 0.0, 0.0)
+    if re.fullmatch(r"#[0-9a-f]{6}", text):
+        return tuple(float(int(text[i:i + 2], 16)) for i in (1, 3, 5)) + (1.0,)
+    m = _COLOR.fullmatch(text)
+    if not m:
+        return None
+    alpha = m.group(4)
+    if alpha is None:
+        a = 1.0
+    elif alpha.endswith("%"):
+        a = float(alpha[:-1]) / 100
+    else:
+        a = float(alpha)
+    return (float(m.group(1)), float(m.group(2)), float(m.group(3)), a)
+
+
+def relative_luminance(rgb):
+    """WCAG relative luminance of an sRGB colour (channels 0..255): 0 black, 1 white.
+
+    Examples
+    --------
+    >>> round(relative_luminance((255, 255, 255)), 3), relative_luminance((0, 0, 0))
+    (1.0, 0.0)
+    """
+    def lin(c):
+        c = max(0.0, min(1.0, c / 255))
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (lin(c) for c in rgb[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(lum_a, lum_b):
+    """WCAG contrast ratio of two luminances (1 to 21).
+
+    Examples
+    --------
+    >>> contrast_ratio(1.0, 0.0)
+    21.0
+    """
+    hi, lo = max(lum_a, lum_b), min(lum_a, lum_b)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def apply_css_filter(rgb, css_filter):
+    """An sRGB colour through the ``brightness()`` and ``contrast()`` parts of a CSS filter.
+
+    Examples
+    --------
+    >>> apply_css_filter((255, 255, 255), "brightness(0.8) contrast(1.2)")
+    (219.3, 219.3, 219.3)
+    >>> apply_css_filter((10, 20, 30), "none")
+    (10, 20, 30)
+    """
+    out = tuple(rgb[:3])
+    for name, value in re.findall(r"(brightness|contrast)\(\s*([\d.]+%?)\s*\)", css_filter or ""):
+        k = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+        if name == "brightness":
+            out = tuple(c * k for c in out)
+        else:
+            out = tuple((c / 255 - 0.5) * k * 255 + 127.5 for c in out)
+        out = tuple(round(max(0.0, min(255.0, c)), 1) for c in out)
+    return out
+
+
+def _composite(pixel, ground):
+    r, g, b, a = pixel
+    a = a / 255 if a > 1 else a
+    return tuple(a * c + (1 - a) * gc for c, gc in zip((r, g, b), ground[:3]))
+
+
+def figure_contrast(pixels, ground, css_filter=""):
+    """Ground and ink luminance of an image as shown, and their contrast ratio.
+
+    ``pixels`` is a flat RGBA list (0..255, as ``getImageData`` gives it) of the image, possibly
+    downsampled; each pixel is composited over ``ground`` (what shows through transparent
+    pixels) and passed through the filter. The ground is the median luminance (most of a figure
+    is its background), the ink the 1st percentile (axes, text, dark lines).
+
+    Examples
+    --------
+    >>> black_on_clear = [0, 0, 0, 255] * 5 + [0, 0, 0, 0] * 95
+    >>> [round(x, 2) for x in figure_contrast(black_on_clear, (255, 255, 255))]
+    [1.0, 0.0, 21.0]
+    >>> [round(x, 2) for x in figure_contrast(black_on_clear, (18, 18, 18))]
+    [0.01, 0.0, 1.12]
+    """
+    lums = []
+    for i in range(0, len(pixels) - 3, 4):
+        rgb = _composite(tuple(pixels[i:i + 4]), ground)
+        lums.append(relative_luminance(apply_css_filter(rgb, css_filter)))
+    if not lums:
+        return (0.0, 0.0, 1.0)
+    lums.sort()
+    ground_lum = lums[len(lums) // 2]
+    ink_lum = lums[int(0.01 * (len(lums) - 1))]
+    return (ground_lum, ink_lum, contrast_ratio(ground_lum, ink_lum))
+
+
+DARK_PANEL_MIN = 0.8
+"""Least luminance of a figure image's own background in dark mode (the light panel)."""
+
+DARK_CONTRAST_MIN = 4.5
+"""Least contrast ratio between a figure's ground and its ink as shown (WCAG AA for text)."""
+
+DARK_INK_MAX = 0.2
+"""Luminance below which a figure's darkest pixels count as dark ink (axes, text)."""
+
+
+def dark_figure_problems(images, page):
+    """Problems of figure images in dark mode: unreadable axes.
+
+    Parameters
+    ----------
+    images : list of dict
+        One dict per content image with ``src``, ``figure`` (inside a figure or an output
+        cell), ``background`` (its computed ``background-color``), ``behind`` (the first
+        non-transparent background behind it), ``filter`` (its computed CSS filter) and
+        ``pixels`` (flat RGBA list of the downsampled image, or None when it cannot be read).
+    page : str
+
+    Examples
+    --------
+    >>> ink = [0, 0, 0, 255] * 5 + [0, 0, 0, 0] * 95
+    >>> img = {"src": "f.png", "figure": True, "background": "rgba(0, 0, 0, 0)",
+    ...        "behind": "rgb(18, 18, 18)", "filter": "none", "pixels": ink}
+    >>> [p.kind for p in dark_figure_problems([img], "ch")]
+    ['dark-figure', 'dark-figure']
+    >>> dark_figure_problems([dict(img, background="rgb(248, 249, 250)")], "ch")
+    []
+    """
+    problems = []
+    for img in images:
+        own = parse_css_color(img.get("background"))
+        behind = parse_css_color(img.get("behind")) or (255.0, 255.0, 255.0, 1.0)
+        ground = own if own is not None and own[3] >= 0.5 else behind
+        if img.get("figure"):
+            panel = relative_luminance(ground)
+            if own is None or own[3] < 0.5 or panel <= DARK_PANEL_MIN:
+                problems.append(Problem(page, "dark-figure",
+                                        f"{img.get('src')}: no light panel in dark mode "
+                                        f"(ground luminance {panel:.2f}, needs > "
+                                        f"{DARK_PANEL_MIN})"))
+        pixels = img.get("pixels")
+        if pixels:
+            g, k, ratio = figure_contrast(pixels, ground, img.get("filter"))
+            if ratio < DARK_CONTRAST_MIN and k < DARK_INK_MAX:
+                problems.append(Problem(page, "dark-figure",
+                                        f"{img.get('src')}: dark ink on a dark ground in dark "
+                                        f"mode (contrast {ratio:.1f}, needs {DARK_CONTRAST_MIN})"))
+    return problems
+
+
+def pdf_problems(path, name="book.pdf"):
+    """Problems of the book's PDF: unreadable, no pages, or a page with neither text nor image.
+
+    Examples
+    --------
+    >>> import io, tempfile, pathlib
+    >>> from pypdf import PdfWriter
+    >>> w = PdfWriter(); _ = w.add_blank_page(width=100, height=100)
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "blank.pdf"; _ = w.write(p)
+    >>> [x.kind for x in pdf_problems(p)]
+    ['pdf-empty-page']
+    """
+    try:
+        from pypdf import PdfReader
+    except ImportError:
+        return [Problem(name, "pdf-unreadable", "the Python package 'pypdf' is needed")]
+    try:
+        reader = PdfReader(str(path))
+        pages = list(reader.pages)
+    except Exception as exc:  # pypdf raises many kinds on a damaged file
+        return [Problem(name, "pdf-unreadable", f"{type(exc).__name__}: {exc}"[:200])]
+    if not pages:
+        return [Problem(name, "pdf-empty", "the PDF has no pages")]
+    problems = []
+    for number, pdf_page in enumerate(pages, 1):
+        try:
+            text = (pdf_page.extract_text() or "").strip()
+            n_images = len(pdf_page.images) if not text else 0
+        except Exception as exc:
+            problems.append(Problem(name, "pdf-unreadable",
+                                    f"page {number}: {type(exc).__name__}: {exc}"[:200]))
+            continue
+        if not text and not n_images:
+            problems.append(Problem(name, "pdf-empty-page",
+                                    f"page {number} has no text and no image"))
+    return problems
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 (the base class's name)
         pass
@@ -409,6 +695,68 @@ IMAGES = """() => Array.from(document.images).map(i => ({
   src: i.getAttribute('src'), complete: i.complete, naturalWidth: i.naturalWidth}))"""
 
 
+DARK_IMAGES = """() => {
+  const clear = c => !c || c === 'transparent' || /^rgba\\(.*,\\s*0\\)$/.test(c);
+  const behind = el => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = getComputedStyle(e).backgroundColor;
+      if (!clear(c)) { return c; }
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  const root = document.querySelector('.bd-content') || document.body;
+  return Array.from(root.querySelectorAll('img'))
+    .filter(i => i.naturalWidth >= 64 && i.naturalHeight >= 64)
+    .map(img => {
+      const style = getComputedStyle(img);
+      let pixels = null;
+      try {
+        const w = Math.min(240, img.naturalWidth);
+        const h = Math.max(1, Math.round(img.naturalHeight * w / img.naturalWidth));
+        const canvas = document.createElement('canvas');
+        canvas.width = w; canvas.height = h;
+        const ctx = canvas.getContext('2d');
+        ctx.imageSmoothingEnabled = false;  // sample pixels, do not blur thin text into grey
+        ctx.drawImage(img, 0, 0, w, h);
+        pixels = Array.from(ctx.getImageData(0, 0, w, h).data);
+      } catch (e) { pixels = null; }
+      return {src: img.getAttribute('src'), figure: !!img.closest('figure, .cell_output'),
+              background: style.backgroundColor, behind: behind(img.parentElement),
+              filter: style.filter, pixels: pixels};
+    });
+}"""
+
+THEME = "() => document.documentElement.dataset.theme || ''"
+
+
+def check_dark(browser, base_url, page, screenshot, *, width=1280, height=900, timeout_s=60):
+    """Load one page in the theme's dark mode, screenshot it and check its figures.
+
+    The context prefers a dark colour scheme, which the book's ``default_mode: auto`` follows.
+
+    Returns
+    -------
+    list of Problem
+    """
+    context = browser.new_context(viewport={"width": width, "height": height},
+                                  color_scheme="dark")
+    try:
+        tab = context.new_page()
+        tab.goto(f"{base_url}/{page}.html", wait_until="load", timeout=timeout_s * 1000)
+        tab.wait_for_load_state("networkidle", timeout=timeout_s * 1000)
+        tab.evaluate(WAIT_FOR_MATHJAX)
+        theme = tab.evaluate(THEME)
+        if theme != "dark":
+            return [Problem(page, "dark-mode", f"the page did not switch to dark mode "
+                                               f"(data-theme={theme!r})")]
+        images = tab.evaluate(DARK_IMAGES)
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        tab.screenshot(path=str(screenshot), full_page=True)
+    finally:
+        context.close()
+    return dark_figure_problems(images, page)
+
+
 def _console_text(msg):
     """A console message's text, with the URL it came from when the text lacks it."""
     url = (msg.location or {}).get("url") or ""
@@ -454,6 +802,15 @@ def check_page(browser, base_url, page, screenshot, *, width=1280, height=900, t
     return problems, overflow_notes(wide, page)
 
 
+def _page_source(root, page):
+    """The source file of a page (``page.md``, ``.ipynb``, ...), or None."""
+    for suffix in (".md", ".ipynb", ".rst", ".py"):
+        path = Path(root) / f"{page}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
 def default_chromium():
     """The Chromium to drive: ``$CHROMIUM`` or the wrapper of ``scripts/install_chromium.sh``."""
     return Path(os.environ.get("CHROMIUM") or REPO / ".cache" / "chromium" / "chromium")
@@ -476,6 +833,13 @@ def main(argv=None):
                              "(repeatable)")
     parser.add_argument("--expand", action="store_true",
                         help="unfold hidden code cells and dropdowns before the screenshot")
+    parser.add_argument("--no-dark", action="store_true",
+                        help="skip the dark-mode pass (screenshots dark-<page>.png, figures)")
+    parser.add_argument("--pdf", type=Path, default=REPO / "_build" / "pdf" / "book.pdf",
+                        help="the book's PDF, checked when it exists (default: "
+                             "_build/pdf/book.pdf, written by `make pdf`)")
+    parser.add_argument("--require-pdf", action="store_true",
+                        help="report a missing PDF as a problem")
     args = parser.parse_args(argv)
 
     chromium = args.chromium or default_chromium()
@@ -517,6 +881,18 @@ def main(argv=None):
                 except Exception as exc:  # a page that cannot be loaded is a problem, not a crash
                     found = [Problem(page, "load-failed", f"{type(exc).__name__}: {exc}")]
                     notes = []
+                if not args.no_dark and not any(p.kind == "load-failed" for p in found):
+                    dark_shot = args.out / f"dark-{page.replace('/', '__')}.png"
+                    try:
+                        found += check_dark(browser, base_url, page, dark_shot,
+                                            width=args.width, timeout_s=args.timeout)
+                    except Exception as exc:
+                        found.append(Problem(page, "load-failed",
+                                             f"dark mode: {type(exc).__name__}: {exc}"))
+                source = _page_source(args.toc.parent, page)
+                found += notebook_download_problems(
+                    (args.html / f"{page}.html").read_text(encoding="utf-8"), page, args.html,
+                    source is not None and is_notebook_source(source))
                 for problem in found:
                     print(problem)
                 for note in notes:
@@ -525,7 +901,20 @@ def main(argv=None):
                 print(f"  {page}: {len(found)} problems, screenshot {shot}", file=sys.stderr)
         finally:
             browser.close()
-    print(f"{len(pages)} pages checked, {len(problems)} problems")
+    checked = f"{len(pages)} pages checked"
+    if args.pdf.is_file():
+        found = pdf_problems(args.pdf, name=str(args.pdf.name))
+        for problem in found:
+            print(problem)
+        problems += found
+        checked += f" and {args.pdf.name}"
+    elif args.require_pdf:
+        problem = Problem(args.pdf.name, "pdf-missing", f"no PDF at {args.pdf} (run `make pdf`)")
+        print(problem)
+        problems.append(problem)
+    else:
+        print(f"note: no PDF at {args.pdf}; `make pdf` writes it", file=sys.stderr)
+    print(f"{checked}, {len(problems)} problems")
     return 1 if problems else 0
 
 
