@@ -1,9 +1,23 @@
-"""Benchmark: fitting the over-training law on the published open_lm testbed.
+"""Benchmark: fitting scaling laws with both objectives, and the over-training law against curve_fit.
 
-Fits Gadre et al. (2024) eq. (4) to the paper's fit set (C4-trained runs,
-``loss_c4_val``; the four small shapes at M = 20 plus the smallest at
-M = 320) in two ways and prints wall times (best of several runs, and the
-median), residual sums of squares and the speedup:
+Part 1, least squares against the Huber loss of log residuals (``objective="lsq"`` and
+``"huber_log"`` of :func:`scaling_lib.fit.fit`), side by side: median wall time of each (runs
+interleaved, so a shared machine's load hits both alike), their ratio, each objective's value, and
+for the Huber fit the time, objective and largest relative parameter difference of the earlier
+Huber solver (scipy's trust-region least squares through a schedule of thresholds from every grid
+start, still selectable with ``scaling_lib._solver.huber_solver("schedule")``). Cases:
+
+* the published open_lm testbed, per training set: the over-training law (Gadre et al. 2024
+  eq. (4)) on the paper's fit runs (``protocols.select(group, "loss_fit")``) and the Chinchilla
+  law on all runs, target ``loss_c4_val``;
+* a seeded 240-run Chinchilla-sized synthetic set from the Chinchilla law with Epoch's parameters
+  (E=1.82, A=482.01, alpha=0.3478, B=2085.43, beta=0.3658), log-normal noise on the loss;
+* 200 bootstrap refits of each over-training fit and of the synthetic fit (for the Huber fit also
+  how many replicates reach the earlier solver's objective, to 1e-6 relative, or a lower one).
+
+Part 2, the over-training law on the paper's C4 fit set (``loss_c4_val``; the four small
+shapes at M = 20 plus the smallest at M = 320) in two ways, with wall times (best of several runs,
+and the median), residual sums of squares and the speedup:
 
 (a) ``scaling_lib.fit.fit(laws.OVERTRAINING, ..., objective="lsq")``:
     variable projection over the law's six-value grid of ``eta`` with
@@ -17,7 +31,7 @@ median), residual sums of squares and the speedup:
 
 Usage::
 
-    python benchmarks/bench_fit.py [--testbed PATH] [--repeats 5]
+    python benchmarks/bench_fit.py [--testbed PATH] [--repeats 5] [--n-boot 200] [--no-old]
 
 The testbed path defaults to ``runs.default_openlm_path()`` (environment
 variable ``SCALING_OPENLM_TESTBED`` or ``../shared/testbeds/gadre2024-openlm``).
@@ -28,17 +42,21 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import os
 import time
 import warnings
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from scaling_lib import fit, laws, runs
+from scaling_lib import _solver, fit, laws, protocols, runs
 
 SMALL_SHAPES = ("d=96_l=8_h=4", "d=512_l=8_h=4", "d=576_l=24_h=8", "d=1024_l=24_h=8")
 SMALLEST = "d=96_l=8_h=4"
 TARGET = "loss_c4_val"
+EPOCH_CHINCHILLA = {"E": 1.82, "A": 482.01, "alpha": 0.3478, "B": 2085.43, "beta": 0.3658}
+"""Epoch AI's refit of Hoffmann et al. (2022) approach 3 (Besiroglu et al. 2024)."""
 
 
 def fit_set(table):
@@ -92,13 +110,133 @@ def timed(function, repeats):
     return out, float(np.min(times)), float(np.median(times))
 
 
+def synthetic_chinchilla(n=240, seed=0, noise=0.01):
+    """A Chinchilla-sized run table: ``n`` runs from the Chinchilla law with Epoch's parameters,
+    N log-uniform in [3e7, 3e10], D / N log-uniform in [1, 300], loss times exp(noise * normal)."""
+    rng = np.random.default_rng(seed)
+    N = 10 ** rng.uniform(7.5, 10.5, n)
+    D = N * 10 ** rng.uniform(0.0, 2.5, n)
+    loss = laws.CHINCHILLA(EPOCH_CHINCHILLA, N=N, D=D) * np.exp(noise * rng.standard_normal(n))
+    return pd.DataFrame({"run_id": [f"syn{i}" for i in range(n)], "N": N, "D": D, "loss": loss})
+
+
+def interleaved(functions, repeats):
+    """Results and median wall times of several functions, run in turn ``repeats`` times."""
+    times = [[] for _ in functions]
+    out = [None] * len(functions)
+    for _ in range(repeats):
+        for i, function in enumerate(functions):
+            t0 = time.perf_counter()
+            out[i] = function()
+            times[i].append(time.perf_counter() - t0)
+    return out, [float(np.median(t)) for t in times]
+
+
+def max_rel_diff(a: dict, b: dict) -> float:
+    return max(abs(a[k] - b[k]) / max(abs(b[k]), 1e-12) for k in a)
+
+
+def compare_objectives(cases, repeats, n_boot, old):
+    """Part 1: one row per case (fit) and per bootstrap."""
+    rows = []
+    for name, law, df, target, boot in cases:
+        for objective in ("lsq", "huber_log"):  # warm-up, untimed
+            fit.fit(law, df, target=target, objective=objective)
+        (lsq, hub), (t_lsq, t_hub) = interleaved(
+            [lambda: fit.fit(law, df, target=target, objective="lsq"),
+             lambda: fit.fit(law, df, target=target, objective="huber_log")], repeats)
+        row = {"case": name, "n": len(df), "lsq ms": t_lsq * 1e3, "huber ms": t_hub * 1e3,
+               "huber/lsq": t_hub / t_lsq, "lsq objective": lsq.objective_value,
+               "huber objective": hub.objective_value}
+        if old:
+            with _solver.huber_solver("schedule"):
+                (prev,), (t_prev,) = interleaved([lambda: fit.fit(law, df, target=target, objective="huber_log")],
+                                                 max(1, repeats // 3))
+            row.update({"old huber ms": t_prev * 1e3,
+                        "huber obj new/old-1": hub.objective_value / prev.objective_value - 1,
+                        "max rel param diff": max_rel_diff(hub.params, prev.params)})
+        rows.append(row)
+        if boot and n_boot:
+            t0 = time.perf_counter()
+            lsq.bootstrap(n_boot)
+            t_lb = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            new_boot = hub.bootstrap(n_boot)
+            t_hb = time.perf_counter() - t0
+            row = {"case": f"  {n_boot} bootstrap refits", "n": len(df), "lsq ms": t_lb * 1e3,
+                   "huber ms": t_hb * 1e3, "huber/lsq": t_hb / t_lb,
+                   "lsq objective": float(lsq.bootstrap(n_boot)["success"].sum()),
+                   "huber objective": float(new_boot["success"].sum())}
+            if old:
+                with _solver.huber_solver("schedule"):
+                    prev = fit.fit(law, df, target=target, objective="huber_log")
+                    t0 = time.perf_counter()
+                    old_boot = prev.bootstrap(n_boot)
+                    t_ob = time.perf_counter() - t0
+                same, worst = boot_agreement(hub, new_boot, old_boot, n_boot)
+                row.update({"old huber ms": t_ob * 1e3, "huber obj new/old-1": worst,
+                            "max rel param diff": math.nan, "replicates at old optimum or lower": same})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def boot_agreement(result, new_boot, old_boot, n_boot):
+    """Replicates whose new objective is at most the old one (1e-6 relative), and the worst excess."""
+    rng = np.random.default_rng(result.seed)
+    names = list(result.law.param_names)
+    same, worst = 0, 0.0
+    for b in range(n_boot):
+        idx = rng.integers(0, result.n_data, result.n_data)
+        if not (new_boot["success"][b] and old_boot["success"][b]):
+            continue
+        problem = result._problem.subset(idx)
+        v_new = problem.value(new_boot.loc[b, names].to_numpy(float))
+        v_old = problem.value(old_boot.loc[b, names].to_numpy(float))
+        excess = (v_new - v_old) / max(v_old, 1e-300) if v_old > 1e-18 else 0.0
+        same += excess <= 1e-6
+        worst = max(worst, excess)
+    n_ok = int((new_boot["success"] & old_boot["success"]).sum())
+    return f"{same}/{n_ok}", worst
+
+
+def print_objectives(table, old):
+    print("fits: median ms of interleaved runs; objective = minimised value (RSS or summed Huber loss);")
+    print("bootstrap rows: total ms, 'objective' columns = usable replicates; obj new/old-1 = worst replicate")
+    columns = ["case", "n", "lsq ms", "huber ms", "huber/lsq", "lsq objective", "huber objective"]
+    if old:
+        columns += ["old huber ms", "huber obj new/old-1", "max rel param diff"]
+    formats = {"lsq ms": "{:.1f}".format, "huber ms": "{:.1f}".format, "huber/lsq": "{:.2f}".format,
+               "lsq objective": "{:.6e}".format, "huber objective": "{:.6e}".format,
+               "old huber ms": "{:.1f}".format, "huber obj new/old-1": "{:+.1e}".format,
+               "max rel param diff": "{:.1e}".format}
+    print(table[columns].to_string(index=False, formatters=formats, na_rep="-"))
+    if old and "replicates at old optimum or lower" in table:
+        boots = table.dropna(subset=["replicates at old optimum or lower"])
+        for _, row in boots.iterrows():
+            print(f"  bootstrap of {row['n']} runs: {row['replicates at old optimum or lower']} usable replicates at "
+                  "the old solver's objective or lower (1e-6 relative)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--testbed", default=None, help="open_lm exp_data directory")
-    parser.add_argument("--repeats", type=int, default=5, help="timing repeats of the curve_fit grid")
+    parser.add_argument("--repeats", type=int, default=5, help="timing repeats (fits: interleaved, median)")
+    parser.add_argument("--n-boot", type=int, default=200, help="bootstrap refits timed")
+    parser.add_argument("--no-old", action="store_true", help="skip the earlier Huber solver (slow)")
     args = parser.parse_args(argv)
+    print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
 
     table = runs.load_openlm_testbed(runs.default_openlm_path(args.testbed))
+    cases = []
+    for train_set, group in table.groupby("train_set"):
+        cases.append((f"{train_set}: overtraining, fit runs", laws.OVERTRAINING,
+                      protocols.select(group, "loss_fit"), TARGET, True))
+        cases.append((f"{train_set}: chinchilla, all runs", laws.CHINCHILLA, group, TARGET, False))
+    cases.append(("synthetic 240: chinchilla", laws.CHINCHILLA, synthetic_chinchilla(), "loss", True))
+    print("\n== Part 1: least squares and the Huber loss of log residuals ==")
+    print_objectives(compare_objectives(cases, args.repeats, args.n_boot, not args.no_old), not args.no_old)
+
+    print("\n== Part 2: the over-training law on the C4 fit set, against a 128-start curve_fit grid ==")
     df = fit_set(table)
     print(f"fit set: {len(df)} runs ({', '.join(df['run_id'])})")
 
@@ -115,13 +253,11 @@ def main(argv=None):
     print(f"    params {paper}")
     print(f"speedup {t_paper / t_ours:.1f}x best-of-n (medians {med_paper / med_ours:.1f}x); "
           f"RSS (a)/(b) - 1 = {rss_ours / rss_paper - 1:+.2e}")
-    huber, t_huber, _ = timed(lambda: fit.fit(laws.OVERTRAINING, df, target=TARGET, objective="huber_log"), 3)
-    print(f"(c) scaling_lib.fit, objective='huber_log' (for reference): wall {t_huber * 1e3:.1f} ms  "
-          f"RSS {rss_of(huber.params, df):.6e}  eta {huber.params['eta']:.4f}")
     t0 = time.perf_counter()
     ours.bootstrap(200)
     print(f"bootstrap over runs, 200 warm-started refits: {time.perf_counter() - t0:.2f} s")
     print(ours.report())
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":
