@@ -136,11 +136,14 @@ def _legends(ax, colors, roles, title="M"):
                       ncol=2, frameon=False, borderaxespad=0.0)
     ax.add_artist(first)
     present = [r for r in ROLE_STYLE if (roles == r).any()]
+    # without an error-law-only run the figure shows one law: say "fits the law", not both
+    only_loss = "error_fit" not in present
     if len(present) > 1:
         handles = [Line2D([], [], linestyle="none", marker=ROLE_STYLE[r]["marker"],
                           markerfacecolor="grey" if ROLE_STYLE[r]["filled"] else "none",
                           markeredgecolor="black", markersize=8 if r == "target" else 6,
-                          label=ROLE_STYLE[r]["label"]) for r in present]
+                          label="fits the law" if (r == "loss_fit" and only_loss) else ROLE_STYLE[r]["label"])
+                   for r in present]
         ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(1.02, 0.0), frameon=False,
                   borderaxespad=0.0)
 
