@@ -463,7 +463,8 @@ def porian_comparison(paper: pd.DataFrame, default: pd.DataFrame) -> pd.DataFram
         One row per (experiment, dataset): ``a_published`` (NaN where not recorded), ``a_paper``
         with ``a_lo``/``a_hi`` (the paper protocol's interval), ``a_default``,
         ``default_inside`` (the default estimate lies in the paper protocol's interval),
-        ``paper_minus_published``, ``b_paper``, ``b_default``, and the budgets each used.
+        ``gap`` (``a_default - a_paper``), ``width`` (``a_hi - a_lo``), ``paper_minus_published``,
+        ``b_paper``, ``b_default``, and the budgets each used.
 
     Examples
     --------
@@ -480,6 +481,7 @@ def porian_comparison(paper: pd.DataFrame, default: pd.DataFrame) -> pd.DataFram
         columns={"a": "a_default", "b": "b_default", "n_budgets": "budgets_default"})
     out = left.merge(right, on=keys, how="left", sort=False).merge(porian_published(), on=keys, how="left")
     out["default_inside"] = (out["a_default"] >= out["a_lo"]) & (out["a_default"] <= out["a_hi"])
+    out["gap"], out["width"] = out["a_default"] - out["a_paper"], out["a_hi"] - out["a_lo"]
     out["paper_minus_published"] = out["a_paper"] - out["a_published"]
-    return out[keys + ["a_published", "a_paper", "a_lo", "a_hi", "a_default", "default_inside",
+    return out[keys + ["a_published", "a_paper", "a_lo", "a_hi", "a_default", "default_inside", "gap", "width",
                        "paper_minus_published", "b_paper", "b_default", "budgets_paper", "budgets_default"]]
