@@ -326,6 +326,33 @@ ALL_LAWS = (OVERTRAINING, CHINCHILLA, SATURATING_POWER, POWER, ERROR)
 # --- relations between the N, D form and the over-training form ---------------------------
 
 
+def optimal_multiplier(params: Mapping) -> float:
+    """The over-training law's own compute-optimal multiplier ``M* = (b / a) ** (1 / (2 eta))``.
+
+    At fixed compute ``C`` the law's reducible loss ``(a M^eta + b M^-eta) C^-eta`` is smallest
+    where its two terms balance (Gadre et al. 2024, from the Chinchilla form with equal exponents).
+
+    Parameters
+    ----------
+    params : mapping
+        ``a``, ``b`` and ``eta`` of :data:`OVERTRAINING` (``E`` is not needed).
+
+    Returns
+    -------
+    float
+        ``M*``; NaN where ``a``, ``b`` or ``eta`` is not positive (no interior minimum).
+
+    Examples
+    --------
+    >>> round(optimal_multiplier({"a": 1.0, "b": 400.0, "eta": 1.0}), 6)
+    20.0
+    """
+    a, b, eta = (float(params[k]) for k in ("a", "b", "eta"))
+    if not (a > 0 and b > 0 and eta > 0):
+        return float("nan")
+    return (b / a) ** (1.0 / (2.0 * eta))
+
+
 def overtraining_from_chinchilla(params: Mapping, rtol: float = 1e-6) -> dict:
     """Over-training parameters equal to a Chinchilla law with ``alpha == beta``.
 
