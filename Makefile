@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test check env assets corpora clean
+.PHONY: book test check pdf env assets corpora clean
 
 env: $(STAMP)
 
@@ -41,6 +41,12 @@ test: env
 check: env
 	bash scripts/install_chromium.sh
 	$(PY) scripts/check_book.py
+
+# One PDF of the built book (_build/pdf/book.pdf): every page of _toc.yml printed by the same
+# headless Chromium, in table-of-contents order, merged with pypdf; `make check` reads it back.
+pdf: env
+	bash scripts/install_chromium.sh
+	$(PY) scripts/make_pdf.py
 
 clean:
 	rm -rf _build

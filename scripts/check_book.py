@@ -402,15 +402,14 @@ def notebook_download_problems(html, page, html_dir, is_notebook):
     if not is_notebook:
         return []
     soup = BeautifulSoup(html, "html.parser")
+    # links to other sites (a launch button on Colab) are not the download
     hrefs = [a["href"].split("#")[0] for a in soup.find_all("a", href=True)
-             if a["href"].split("#")[0].endswith(".ipynb")]
+             if a["href"].split("#")[0].endswith(".ipynb") and "://" not in a["href"]]
     if not hrefs:
         return [Problem(page, "no-notebook-download", "no link to an executed .ipynb")]
     html_dir = Path(html_dir).resolve()
     problems = []
     for href in dict.fromkeys(hrefs):
-        if "://" in href:
-            continue  # a launch button, not a download
         target = ((html_dir / page).parent / href).resolve()
         if html_dir not in target.parents or not target.is_file():
             problems.append(Problem(page, "notebook-download", f"{href} does not exist"))
