@@ -28,7 +28,8 @@ When the book's PDF exists (``make pdf``, ``_build/pdf/book.pdf``) it is opened 
 ``--require-pdf`` makes a missing PDF a problem.
 
 Each problem is printed on one line naming the page; the script ends with
-``N pages checked, K problems`` and exits with status 1 when K > 0 (2 when the check itself
+``N pages checked, K problems`` (``N pages checked and book.pdf, K problems`` when the PDF was
+read too) and exits with status 1 when K > 0 (2 when the check itself
 cannot run: no build, no browser).
 
 The browser is driven with Playwright (``pip install playwright``), pointed at an existing
@@ -907,6 +908,10 @@ def main(argv=None):
             print(problem)
         problems += found
         checked += f" and {args.pdf.name}"
+        built = [args.html / f"{p}.html" for p in pages]
+        if any(b.stat().st_mtime > args.pdf.stat().st_mtime for b in built):
+            print(f"note: {args.pdf} is older than the built pages; `make pdf` prints it again",
+                  file=sys.stderr)
     elif args.require_pdf:
         problem = Problem(args.pdf.name, "pdf-missing", f"no PDF at {args.pdf} (run `make pdf`)")
         print(problem)
