@@ -191,7 +191,7 @@ def measure_throughput(shape: Shape, seq_len: int, batch: int, vocab: int, devic
     for _ in range(3):  # includes the compilation
         step()
     warm_s = time.perf_counter() - t
-    rates = [steps * batch * seq_len / timed(step, steps, device) for _ in range(3)]
+    rates = [steps * batch * seq_len / timed(step, steps, device)[0] for _ in range(3)]  # wall clock
     rate = float(np.median(rates))
     name, peak = bf16_peak(torch.cuda.get_device_name()) if on_cuda else ("CPU (no bf16 peak)", float("nan"))
     result = {"shape": dataclasses.asdict(shape), "N": n, "seq_len": seq_len, "batch": batch,

@@ -91,6 +91,24 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((x[..., half:], x[..., :half]), dim=-1)
 
 
+def _rotate(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``x * a + rotate_half(x) * b`` for broadcastable tables ``a``, ``b`` (no autograd).
+
+    From a head size of 16 up the two halves of the output are written in
+    place from views of the halves of ``x`` (two elementwise passes instead of
+    three, no copy for ``rotate_half``); below that the half rows are too short
+    for the vector units and the plain form is faster.
+    """
+    half = x.shape[-1] // 2
+    if half < 8:
+        return torch.addcmul(x * a, rotate_half(x), b)
+    out = torch.empty_like(x)
+    x1, x2, o1, o2 = x[..., :half], x[..., half:], out[..., :half], out[..., half:]
+    torch.mul(x1, a[..., :half], out=o1).addcmul_(x2, b[..., :half])
+    torch.mul(x2, a[..., half:], out=o2).addcmul_(x1, b[..., half:])
+    return out
+
+
 class _QKNormRope(torch.autograd.Function):
     """Per-head norm, per-head gain and rotary rotation of queries and keys, with a hand-written backward.
 
@@ -114,7 +132,7 @@ class _QKNormRope(torch.autograd.Function):
         ctx.in_dtype = c.dtype
         c = c.float()  # norms in float32 (under bf16 autocast too, as autocast runs layer norms)
         n, rstd = torch.ops.aten._fused_rms_norm(c, [hd], None, eps)  # (B, T, 2H, hd), (B, T, 2H, 1)
-        out = torch.addcmul(n * (cos2 * gain), rotate_half(n), sin2 * rotate_half(gain))
+        out = _rotate(n, cos2 * gain, sin2 * rotate_half(gain))
         ctx.save_for_backward(c, n, rstd, gain, cos2, sin2)
         return out
 
@@ -122,7 +140,7 @@ class _QKNormRope(torch.autograd.Function):
     def backward(ctx, grad):
         c, n, rstd, gain, cos2, sin2 = ctx.saved_tensors
         grad = grad.float().contiguous()
-        grad_r = torch.addcmul(grad * cos2, rotate_half(grad), sin2, value=-1.0)  # (B, T, 2H, hd)
+        grad_r = _rotate(grad, cos2, -sin2)  # (B, T, 2H, hd)
         d_gain = (grad_r * n).sum(dim=(0, 1))  # (2H, hd)
         grad_c = torch.ops.aten.native_layer_norm_backward(
             grad_r.mul_(gain), c, [c.shape[-1]], torch.zeros_like(rstd), rstd, None, None, [True, False, False]
