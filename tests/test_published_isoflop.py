@@ -215,3 +215,36 @@ def test_epoch_refit_is_close_to_epoch_and_far_from_hoffmann():
     res = pc.residual_table(pts.drop(fit.dropped.index),
                             {"refit": fit.params, "Epoch": pc.EPOCH_PARAMS, "Hoffmann": pc.HOFFMANN_PARAMS})
     assert res.loc["refit", "huber"] <= res.loc["Epoch", "huber"] < res.loc["Hoffmann", "huber"]
+
+
+def test_porian_comparison_flags_the_default_inside_the_paper_interval():
+    paper = pd.DataFrame({"experiment": ["x", "y"], "dataset": ["rw", "owt2"], "a": [0.5, 0.7],
+                          "a_lo": [0.45, 0.68], "a_hi": [0.55, 0.72], "b": [0.5, 0.3], "n_budgets": [6, 6]})
+    default = paper.assign(a=[0.52, 0.75], n_budgets=[5, 4])
+    cmp = pi.porian_comparison(paper, default)
+    assert cmp["default_inside"].tolist() == [True, False]
+    assert_allclose(cmp["gap"], [0.02, 0.05])
+    assert_allclose(cmp["width"], [0.1, 0.04])
+    assert cmp["a_published"].isna().all()  # neither row is a published step
+
+
+def test_residual_table_is_zero_for_the_generating_parameters():
+    rng = np.random.default_rng(4)
+    N, D = 10 ** rng.uniform(8, 10, 30), 10 ** rng.uniform(9, 11, 30)
+    pts = pd.DataFrame({"N": N, "D": D, "loss": pc._predict(pc.HOFFMANN_PARAMS, N, D)})
+    res = pc.residual_table(pts, {"Hoffmann": pc.HOFFMANN_PARAMS, "Epoch": pc.EPOCH_PARAMS})
+    assert_allclose(res.loc["Hoffmann", ["mean", "rms", "huber"]].astype(float), 0.0, atol=1e-12)
+    assert res.loc["Epoch", "rms"] > 0.01 and (res["n"] == 30).all()
+
+
+def test_start_grid_rejects_an_unknown_axis():
+    with pytest.raises(ValueError, match="unknown axis"):
+        pc.start_grid(gamma=(1.0,))
+
+
+@needs_epoch
+def test_approach2_on_chinchillas_budgets_agrees_with_hoffmann():
+    optima, ex, usable = pc.budget_exponents(pc.load_epoch_chinchilla(), n_boot=50)
+    assert usable.all() and len(optima.table) == 9
+    assert ex.a.exponent_lo <= 0.49 <= ex.a.exponent_hi  # Hoffmann et al. (2022), Table 2
+    assert_allclose(ex.a.exponent + ex.b.exponent, 1.0, atol=0.01)
