@@ -11,8 +11,10 @@ Two published tables, read where they lie and never copied into the project:
     runs of Hoffmann et al. (2022), Figure 4, as extracted from the figure.
 
 :func:`porian_table` turns Porian et al.'s points into the exponents ``a`` (``N* ~ C^a``) and
-``b`` (``D* ~ C^b``) of every configuration, by the authors' protocol (:func:`paper_exponents`) or by the library's own IsoFLOP parabolas
-(:func:`scaling_lib.compute_optimal.isoflop_optima`). The fit of the Chinchilla law to
+``b`` (``D* ~ C^b``) of every configuration, by the authors' protocol (:func:`paper_exponents`,
+:func:`interpolated_optima`) or by the library's own IsoFLOP parabolas
+(:func:`scaling_lib.compute_optimal.isoflop_optima`); :func:`porian_comparison` puts the two
+side by side with the published values. The fit of the Chinchilla law to
 Hoffmann et al.'s own points is :mod:`scaling_lib.published_chinchilla`.
 
 Every problem with a file raises :class:`PublishedDataError` naming the file, the column and the
@@ -65,7 +67,7 @@ PORIAN_PUBLISHED_A = {
     ("Cosine decay", "rw"): 0.571,
     ("Optimizer tuning (no decay)", "rw"): 0.497,
 }
-"""Porian et al. (2024), Figure 1 and Table 2: the exponent ``a`` on RefinedWeb for their five
+"""Porian et al. (2024), Figure 1: the exponent ``a`` on RefinedWeb for their five
 steps, keyed by (experiment, dataset) as in ``isoflop_points.csv``. Published values, cited for
 comparison; the OpenWebText2 values of their table are not recorded here."""
 
