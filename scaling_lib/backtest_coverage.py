@@ -26,7 +26,8 @@ The backtests:
   :func:`scaling_lib.runs.load_openlm_testbed`): per training set, the paper's loss-law fit set
   predicts its targets (:func:`scaling_lib.protocols.select`), for every eval-set loss column.
 
-Both objectives (``lsq``, ``huber_log``) are fitted on every split.
+Both objectives (``lsq``, ``huber_log``) are fitted on every split. ``--warnings`` prints the
+warnings of the testbeds' main fits instead (:func:`testbed_warnings`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ import pandas as pd
 from scaling_lib import backtest, diagnostics, laws, protocols, runs
 from scaling_lib import fit as fitting
 
-__all__ = ["VARIANTS", "Case", "coverage_tables", "cpu_tiny_cases", "main", "openlm_cases", "predictions"]
+__all__ = ["VARIANTS", "Case", "coverage_tables", "cpu_tiny_cases", "main", "openlm_cases", "predictions",
+           "testbed_warnings"]
 
 VARIANTS = {
     "bootstrap": {"interval_method": "bootstrap", "floor": False, "extrapolation_noise": 0.0},
@@ -154,6 +156,31 @@ def coverage_tables(table) -> dict:
             "median half-width (% of the measured loss)": width.round(1)}
 
 
+def testbed_warnings(objectives=("lsq", "huber_log"), n_boot=fitting.DEFAULT_N_BOOT, seed=0):
+    """The warnings of the committed testbeds' main fits, one row per warning (or ``none``).
+
+    cpu-tiny: its design's fit runs, and all its runs (with the seed-repeat noise floor); the
+    published testbed: per training set, the paper's loss-law fit set on ``loss_c4_val``.
+    """
+    table = runs.load_runs(CPU_TINY)
+    floor = diagnostics.seed_noise(table, "loss_en")
+    fits = [("cpu-tiny", "fit runs", table[table["role"] == "fit"], "loss_en"),
+            ("cpu-tiny", "all runs", table, "loss_en")]
+    openlm = runs.default_openlm_path()
+    if (openlm / "models").is_dir():
+        published = runs.load_openlm_testbed(openlm)
+        fits += [("openlm", f"{name} loss_fit", protocols.select(group, "loss_fit"), "loss_c4_val")
+                 for name, group in published.groupby("train_set")]
+    rows = []
+    for testbed, name, data, target in fits:
+        for objective in objectives:
+            res = fitting.fit(laws.OVERTRAINING, data, target, objective=objective, n_boot=n_boot, seed=seed,
+                              noise_floor=floor if testbed == "cpu-tiny" else None)
+            rows += [{"testbed": testbed, "fit": name, "objective": objective, "warning": w}
+                     for w in res.warnings or ["none"]]
+    return pd.DataFrame(rows)
+
+
 def main(argv=None) -> int:
     """Print the coverage tables (``--n-boot``, ``--csv`` to save the predictions)."""
     parser = argparse.ArgumentParser(prog="python -m scaling_lib.backtest_coverage", description=__doc__.split("\n")[0])
@@ -161,7 +188,14 @@ def main(argv=None) -> int:
                         help=f"replicates per fit (default {fitting.DEFAULT_N_BOOT})")
     parser.add_argument("--csv", help="write every prediction to this CSV")
     parser.add_argument("--no-openlm", action="store_true", help="skip the published testbed")
+    parser.add_argument("--warnings", action="store_true", help="print the warnings of the testbeds' fits instead")
     args = parser.parse_args(argv)
+    if args.warnings:
+        for (testbed, name, objective), group in testbed_warnings(n_boot=args.n_boot).groupby(
+                ["testbed", "fit", "objective"], sort=False):
+            print(f"{testbed}, {name}, {objective}:")
+            print("\n".join(f"  - {w}" for w in group["warning"]))
+        return 0
     cases = cpu_tiny_cases()
     openlm = runs.default_openlm_path()
     if not args.no_openlm and (openlm / "models").is_dir():
@@ -171,7 +205,8 @@ def main(argv=None) -> int:
     table = predictions(cases, n_boot=args.n_boot)
     if args.csv:
         table.to_csv(args.csv, index=False)
-    print("Share of held-out runs inside their 95% prediction interval (covered/with an interval).")
+    print("Share of held-out runs inside their 95% prediction interval (covered/with an interval);")
+    print("before: 'bootstrap' (the earlier default), after: 'default' (FitResult.predict now).")
     print("Variants: " + "; ".join(f"{k} = {v}" for k, v in VARIANTS.items()))
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         for name, frame in coverage_tables(table).items():

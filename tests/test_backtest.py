@@ -287,3 +287,11 @@ def test_docstring_examples():
 
     result = doctest.testmod(backtest, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_testbed_warnings_flag_the_design_fit():
+    from scaling_lib import backtest_coverage
+
+    table = backtest_coverage.testbed_warnings(objectives=("lsq",), n_boot=10)
+    design = table[(table["testbed"] == "cpu-tiny") & (table["fit"] == "fit runs")]["warning"]
+    assert design.str.contains(r"\(dof = 1\)").any()
