@@ -803,8 +803,8 @@ def newton_huber(model: HuberModel, p0: np.ndarray, lo: np.ndarray, hi: np.ndarr
     After the step the linear parameters are re-solved
     (:meth:`HuberModel.resolve_linear`), which keeps the iterate on the
     valley floor of the exponents. A step is accepted only if the true
-    objective decreases; otherwise it is shortened (quadratic backtracking),
-    then more strongly damped.
+    objective decreases; otherwise it is halved (up to four times), then
+    more strongly damped.
     Stops when a step or its decrease is negligible, or the fit is exact
     (root mean square log residual about 1e-10). If that fails within
     ``max_iter`` iterations (default 40; well-posed fits take about 5 to
@@ -848,7 +848,7 @@ def newton_huber(model: HuberModel, p0: np.ndarray, lo: np.ndarray, hi: np.ndarr
                 # the model promises no decrease worth a step: a stationary point
                 return HuberSolve(p, F, it, model.nfev - nfev0, True, "converged (no decrease predicted)")
             first = False
-            for _ in range(6):
+            for _ in range(4):
                 pn = np.clip(p + t * d, lo, hi)
                 if t == t_max:  # land exactly on the bound that limits the step
                     hit = t_box <= t_max
@@ -865,11 +865,7 @@ def newton_huber(model: HuberModel, p0: np.ndarray, lo: np.ndarray, hi: np.ndarr
                 if Fn < F:
                     accepted = True
                     break
-                # backtrack to the minimum of the quadratic through F, its slope along d and Fn
-                slope = float(g @ d)
-                curv = Fn - F - t * slope if np.isfinite(Fn) else math.inf
-                t_new = -slope * t * t / (2.0 * curv) if curv > 0 and slope < 0 else 0.5 * t
-                t = min(max(t_new, 0.05 * t), 0.5 * t)
+                t *= 0.5
             if not accepted:
                 lam = max(lam * 100, 1e-6)
         if not accepted:
@@ -945,12 +941,13 @@ def _same_point(p, q, rtol=1e-6):
 
 
 def fit_huber(problem: Problem, grid: list, lo: np.ndarray, hi: np.ndarray, max_nfev: int | None,
-              n_smooth: int = 3, n_huber: int = 2) -> list:
+              n_smooth: int | None = None, n_huber: int = 2) -> list:
     """The ``"huber_log"`` driver: screen the grid, smooth the best starts, Huber-fit the best results.
 
     1. Every grid point becomes a start (:func:`_screen_start`), ranked by
        the log-space sum of squares.
-    2. The best ``n_smooth`` starts are refined on that smooth objective
+    2. The best ``n_smooth`` starts (by default a third of the grid, at
+       least 2 and at most 3) are refined on that smooth objective
        (:func:`newton_huber` with ``delta = inf``, to a loose tolerance: the
        stage only ranks the starts and brings them near the optimum).
     3. The best ``n_huber`` distinct smooth optima are refined on the Huber
@@ -958,12 +955,15 @@ def fit_huber(problem: Problem, grid: list, lo: np.ndarray, hi: np.ndarray, max_
        ended at the same point share the result. Should an unrefined start
        still have a lower Huber loss than every refined one, it is refined too.
 
-    Returns one :func:`start_row` per grid point; rows not refined keep their
-    start as ``final_<p>`` (``refined`` False), like the profile method's.
+    ``max_nfev`` (when given) caps the iterations of each stage, and a stage
+    that reaches it is an unsuccessful row (no polishing fallback). Returns
+    one :func:`start_row` per grid point; rows not refined keep their start
+    as ``final_<p>`` (``refined`` False), like the profile method's.
     """
     law = problem.law
     model = HuberModel(problem)
     max_iter = max_nfev
+    polish = max_nfev is None  # a caller's evaluation limit is not overridden by the fallback
     n = len(grid)
     starts, smooth_values, rows = [None] * n, np.full(n, np.inf), []
     for i, point in enumerate(grid):
@@ -986,9 +986,12 @@ def fit_huber(problem: Problem, grid: list, lo: np.ndarray, hi: np.ndarray, max_
 
     # smooth stage on the best few starts
     smooth = {}
+    if n_smooth is None:
+        n_smooth = min(3, max(2, math.ceil(n / 3)))
     for i in order[: max(int(n_smooth), 1)]:
         try:
-            smooth[i] = newton_huber(model, starts[i], lo, hi, math.inf, max_iter, ftol=1e-8, xtol=1e-6)
+            smooth[i] = newton_huber(model, starts[i], lo, hi, math.inf, max_iter, ftol=1e-8, xtol=1e-6,
+                                     polish=polish)
         except SOLVER_ERRORS as exc:
             rows[i] = start_row(law, starts[i], np.full(law.n_params, np.nan), math.nan, False, True, 0,
                                 f"error: {exc}")
@@ -1005,7 +1008,7 @@ def fit_huber(problem: Problem, grid: list, lo: np.ndarray, hi: np.ndarray, max_
 
     def huber_stage(p_from, members, nfev_before):
         try:
-            out = newton_huber(model, p_from, lo, hi, problem.delta, max_iter)
+            out = newton_huber(model, p_from, lo, hi, problem.delta, max_iter, polish=polish)
         except SOLVER_ERRORS as exc:
             for i in members:
                 rows[i] = start_row(law, starts[i], np.full(law.n_params, np.nan), math.nan, False, True,
