@@ -7,7 +7,7 @@ Three comparisons, each a function returning one row per prediction:
   Krajewski et al. (2025), which fit ``-log(1 - err)`` to compute at a fixed ``M`` or to
   ``N`` and ``D``;
 * :func:`loss_law_table`: the over-training law against Chinchilla and Kaplan on the same splits
-  (:func:`scaling_lib.backtest.run_backtest` per law);
+  (the rows of :func:`scaling_lib.backtest.run_backtest`, one fit per law and split);
 * curves: :func:`early_curve_table` predicts a run's final loss from the start of its curve with
   the loss-curve law of Tissue et al. (2024), and :func:`corrected_curve_points` turns mid-run
   evaluations into the losses of finished shorter runs, as extra fit points for a backtest.
@@ -30,7 +30,8 @@ from scaling_lib.records import curve_table, read_record
 from scaling_lib.runs import require_columns
 
 __all__ = ["DOWNSTREAM_METHODS", "downstream_table", "loss_law_table", "summarise", "common", "curve_frame",
-           "fit_curve", "early_curve_table", "corrected_curve_points"]
+           "fit_curve", "pooled_curves", "early_curve_table", "corrected_curve_points", "CURVE_POINTS",
+           "curve_point_backtest", "pair_table"]
 
 DOWNSTREAM_METHODS = ("two-stage", "direct, fixed M", "direct, N and D")
 """Methods of :func:`downstream_table`: the paper's chain and the two direct laws."""
@@ -139,61 +140,49 @@ def downstream_table(df, error_col, loss_col, *, roles=None, objective="lsq", in
 
 def loss_law_table(df, splits, target, *, law_set=(laws.OVERTRAINING, laws.CHINCHILLA, lb.KAPLAN),
                    objectives=("lsq",), interval=0.95, n_boot=40, seed=0, **head):
-    """:func:`scaling_lib.backtest.run_backtest` of several loss laws on the same splits.
+    """Backtests of several loss laws on the same splits (as :func:`scaling_lib.backtest.run_backtest`).
 
     Laws with inputs ``N`` and ``D`` read a ``D`` column. :data:`~scaling_lib.laws_beyond.KAPLAN`
-    has no linear parameter; its grid is replaced by :func:`~scaling_lib.laws_beyond.kaplan_starts`
-    of each split's fit runs.
+    has no linear parameter; its grid is replaced by the three best
+    :func:`~scaling_lib.laws_beyond.kaplan_starts` of each split's fit runs.
 
     Returns
     -------
     pandas.DataFrame
-        The backtest rows of every law with a ``law`` column (and ``**head``) first; the law's
-        parameters are dropped (they differ between laws), ``n_warnings`` counts the fit's warnings.
+        One row per law, split, objective and predicted run: ``law`` (and ``**head``) first, then
+        ``split``, ``kind``, ``value``, ``objective``, ``status``, ``run_id``, ``N``, ``M``,
+        ``flops``, ``n_fit``, ``n_warnings`` (sentences of the fit's warnings), ``actual``,
+        ``pred``, ``lo``, ``hi``, ``covered``, ``rel_err_pct``, ``to_largest_fit``.
     """
+    table = df.set_index(df["run_id"].astype(str).to_numpy())
     parts = []
     for law in law_set:
-        if law is lb.KAPLAN:
-            bt = _kaplan_backtest(df, splits, target, objectives, interval, n_boot, seed)
-        else:
-            bt = backtest.run_backtest(df, splits, target, law=law, objectives=objectives, interval=interval,
-                                       n_boot=n_boot, seed=seed, keep=("N", "M"))
-            if len(bt):
-                bt = bt.assign(n_warnings=np.nan)
-        if len(bt):
-            bt = bt.drop(columns=[p for p in law.param_names if p in bt.columns])
-            for key, value in reversed(list({**head, "law": law.name}.items())):
-                bt.insert(0, key, value)
-            parts.append(bt)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
-def _kaplan_backtest(df, splits, target, objectives, interval, n_boot, seed):
-    table = df.set_index(df["run_id"].astype(str).to_numpy())
-    rows = []
-    for split in splits:
-        fit_runs, pred_runs = table.loc[list(split.fit_ids)], table.loc[list(split.predict_ids)]
-        ratios = backtest.compute_ratios(fit_runs, pred_runs)
-        for objective in objectives:
-            head = {"split": split.name, "kind": split.kind, "value": split.value, "objective": objective}
-            pred = lo = hi = np.full(len(pred_runs), np.nan)
-            status, n_warn = "too few runs", np.nan
-            if len(fit_runs) >= lb.KAPLAN.n_params:
-                starts = _best_starts(lb.kaplan_starts(fit_runs["N"], fit_runs["D"], fit_runs[target]),
-                                      fit_runs, target)
-                res = fitting.fit(lb.KAPLAN, fit_runs, target=target, objective=objective, starts=starts,
-                                  seed=seed)
-                status, n_warn = ("ok" if res.success else "failed"), _warnings(res)
-                if res.success:
-                    p = res.predict(pred_runs, interval=interval, n_boot=n_boot)
-                    pred, lo, hi = (p[c].to_numpy(float) for c in ("pred", "lo", "hi"))
-            part = _rows(pred_runs.reset_index(drop=True), "kaplan", pred_runs[target], pred, lo, hi,
-                         len(fit_runs), n_warn, **head, status=status).drop(columns="method")
-            part["n_extra"] = 0
-            part["to_largest_fit"] = ratios["to_largest_fit"].to_numpy()
-            part["to_fit_total"] = ratios["to_fit_total"].to_numpy()
-            rows.append(part)
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+        for split in splits:
+            fit_runs, pred_runs = table.loc[list(split.fit_ids)], table.loc[list(split.predict_ids)]
+            ratio = backtest.compute_ratios(fit_runs, pred_runs)["to_largest_fit"].to_numpy()
+            for objective in objectives:
+                pred = lo = hi = np.full(len(pred_runs), np.nan)
+                status, n_warn = "too few runs", np.nan
+                if len(fit_runs) >= law.n_params:
+                    starts = None
+                    if law is lb.KAPLAN:
+                        starts = _best_starts(lb.kaplan_starts(fit_runs["N"], fit_runs["D"], fit_runs[target]),
+                                              fit_runs, target)
+                    res = fitting.fit(law, fit_runs, target=target, objective=objective, starts=starts, seed=seed)
+                    status, n_warn = ("ok" if res.success else "failed"), _warnings(res)
+                    if res.success:
+                        p = res.predict(pred_runs, interval=interval, n_boot=n_boot)
+                        pred, lo, hi = (p[c].to_numpy(float) for c in ("pred", "lo", "hi"))
+                part = _rows(pred_runs.reset_index(drop=True), law.name, pred_runs[target], pred, lo, hi,
+                             len(fit_runs), n_warn, **head, split=split.name, kind=split.kind, value=split.value,
+                             objective=objective, status=status)
+                part["to_largest_fit"] = ratio
+                parts.append(part.rename(columns={"method": "law"}))
+    if not parts:
+        return pd.DataFrame()
+    out = pd.concat(parts, ignore_index=True)
+    first = [*head, "law"]
+    return out[first + [c for c in out.columns if c not in first]]
 
 
 def common(table, method="law", keys=("split", "objective", "run_id")):
@@ -209,7 +198,7 @@ def common(table, method="law", keys=("split", "objective", "run_id")):
     ok = ok[np.isfinite(ok["rel_err_pct"])]
     keys = [k for k in keys if k in ok.columns]
     n_methods = ok[method].nunique()
-    count = ok.groupby(keys)[method].transform("nunique")
+    count = ok.groupby(keys, dropna=False)[method].transform("nunique")
     return ok[count == n_methods]
 
 
@@ -241,25 +230,28 @@ def summarise(table, by):
     -------
     pandas.DataFrame
         Indexed by ``by``: ``n`` (predictions scored), ``median_pct``, ``worst_pct``,
-        ``coverage`` (share of intervals holding the measured value; NaN without intervals).
+        ``coverage`` (share of intervals holding the measured value; NaN without intervals) and
+        ``warned`` (share of predictions whose fit gave warnings; NaN without ``n_warnings``).
 
     Examples
     --------
     >>> t = pd.DataFrame({"m": ["a", "a", "b"], "rel_err_pct": [1.0, 3.0, 2.0],
     ...                   "covered": pd.array([True, False, None], dtype="boolean")})
     >>> summarise(t, ["m"]).to_dict("index")["a"]
-    {'n': 2, 'median_pct': 2.0, 'worst_pct': 3.0, 'coverage': 0.5}
+    {'n': 2, 'median_pct': 2.0, 'worst_pct': 3.0, 'coverage': 0.5, 'warned': nan}
     """
     ok = table[table["status"] == "ok"] if "status" in table else table
     ok = ok[np.isfinite(ok["rel_err_pct"])]
     rows = []
-    for key, sub in ok.groupby(list(by), sort=False):
+    for key, sub in ok.groupby(list(by), sort=False, dropna=False):
         cov = sub["covered"].astype("boolean").dropna() if "covered" in sub else pd.Series([], dtype=bool)
         key = key if isinstance(key, tuple) else (key,)
+        warn = sub["n_warnings"].dropna() if "n_warnings" in sub else pd.Series([], dtype=float)
         rows.append({**dict(zip(by, key)), "n": len(sub), "median_pct": float(sub["rel_err_pct"].median()),
                      "worst_pct": float(sub["rel_err_pct"].max()),
-                     "coverage": float(cov.astype(bool).mean()) if len(cov) else np.nan})
-    cols = list(by) + ["n", "median_pct", "worst_pct", "coverage"]
+                     "coverage": float(cov.astype(bool).mean()) if len(cov) else np.nan,
+                     "warned": float((warn > 0).mean()) if len(warn) else np.nan})
+    cols = list(by) + ["n", "median_pct", "worst_pct", "coverage", "warned"]
     return pd.DataFrame(rows, columns=cols).set_index(list(by))
 
 
@@ -283,8 +275,9 @@ def curve_frame(path, target, *, decay=0.999, offset=0.0):
     Returns
     -------
     pandas.DataFrame
-        ``step``, ``tokens``, ``frac`` (of the run's steps), ``S1``, ``S2`` and ``target``, for
-        the points past the warmup (``S2 > 0``: the law's inputs must be positive).
+        ``point`` (``<run_id>@<step>``), ``step``, ``tokens``, ``frac`` (of the run's steps),
+        ``S1``, ``S2`` and ``target``, for the points past the warmup (``S2 > 0``: the law's
+        inputs must be positive).
     """
     rec = read_record(path, need=("config",))
     curve = curve_table(path, target, record=rec)
@@ -292,13 +285,33 @@ def curve_frame(path, target, *, decay=0.999, offset=0.0):
     steps = np.clip(curve["step"].to_numpy(int), 1, len(lrs))
     s1, s2 = lb.schedule_areas(lrs, steps, decay=decay, warmup_steps=warm)
     out = curve.assign(frac=steps / len(lrs), S1=s1, S2=s2)
+    out.insert(0, "point", [f"{Path(path).stem}@{k}" for k in steps])
     out[target] = out[target] + offset
     return out[out["S2"] > 0].reset_index(drop=True)
 
 
 def fit_curve(curve, target, *, objective="lsq"):
     """The loss-curve law :data:`~scaling_lib.laws_beyond.LR_ANNEALING` fitted to a :func:`curve_frame`."""
-    return fitting.fit(lb.LR_ANNEALING, curve, target=target, objective=objective, run_id_column="step")
+    return fitting.fit(lb.LR_ANNEALING, curve, target=target, objective=objective, run_id_column="point")
+
+
+def pooled_curves(df, curves_dir, target, *, decay=0.999, run_id_column="run_id"):
+    """The :func:`curve_frame` of every run of ``df``, aligned to its final loss, in one table.
+
+    Each curve is shifted so that its last point equals the run's final ``target`` (as
+    :func:`scaling_lib.backtest.curve_points` with ``align="final"``); column ``run_id`` names
+    the run. Fitting :func:`fit_curve` to the runs of one shape with several lengths uses several
+    schedules, which is what separates the annealing term from the forward term.
+    """
+    require_columns(df, [run_id_column, target], "run table")
+    parts = []
+    for run_id, final in zip(df[run_id_column].astype(str), df[target].astype(float)):
+        path = Path(curves_dir) / f"{run_id}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"run {run_id}: no run record at {path}")
+        last = curve_table(path, target).iloc[-1][target]
+        parts.append(curve_frame(path, target, decay=decay, offset=final - last).assign(run_id=run_id))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def _saturating_tokens(curve, target):
@@ -368,16 +381,11 @@ def corrected_curve_points(df, curves_dir, target, *, group="model", decay=0.999
         Points of a group whose law cannot be fitted are dropped.
     """
     pts = backtest.curve_points(df, curves_dir, target=target, min_frac=min_frac, run_id_column=run_id_column)
-    offsets = pts.groupby("parent_run")["offset"].first()
     groups = df.groupby(group, sort=False) if group in df.columns else [(None, df)]
     parts, law = [], lb.LR_ANNEALING
     for _, runs_of in groups:
-        ids = [r for r in runs_of[run_id_column].astype(str) if r in offsets.index]
-        if not ids:
-            continue
-        curves = [curve_frame(Path(curves_dir) / f"{r}.json", target, decay=decay, offset=float(offsets[r]))
-                  .assign(step=lambda c, r=r: r + "@" + c["step"].astype(int).astype(str)) for r in ids]
-        pooled = pd.concat(curves, ignore_index=True)
+        ids = [r for r in runs_of[run_id_column].astype(str) if r in set(pts["parent_run"])]
+        pooled = pooled_curves(runs_of, curves_dir, target, decay=decay, run_id_column=run_id_column)
         if len(pooled) <= law.n_params:
             continue
         res = fit_curve(pooled, target)
@@ -402,3 +410,49 @@ def _end_areas(config, tokens, decay):
     """``(S1, S2)`` at the end of a run of ``tokens`` with the schedule rule of ``config``."""
     lrs, warm = lb.config_schedule(config, tokens=int(round(tokens)))
     return lb.schedule_areas(lrs, [len(lrs)], decay=decay, warmup_steps=warm)
+
+
+CURVE_POINTS = ("none", "raw", "corrected")
+"""Fit sets of :func:`curve_point_backtest`: finished runs only, plus raw or corrected curve points."""
+
+
+def curve_point_backtest(df, splits, curves_dir, target, *, decay=0.999, min_frac=0.0,
+                         objectives=("lsq",), interval=None, n_boot=40, seed=0):
+    """The over-training law backtested with no curve points, raw ones and corrected ones.
+
+    For each split the raw points (:func:`scaling_lib.backtest.curve_points`) and the corrected
+    points (:func:`corrected_curve_points`, the curve law fitted to that split's fit runs only)
+    of its fit runs join its fit set (:func:`scaling_lib.backtest.run_backtest` with ``extra``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of :func:`~scaling_lib.backtest.run_backtest` with ``points`` (one of
+        :data:`CURVE_POINTS`) first.
+    """
+    raw = backtest.curve_points(df, curves_dir, target=target, min_frac=min_frac)
+    parts = []
+    for split in splits:
+        fit_runs = df[df["run_id"].astype(str).isin(split.fit_ids)]
+        corrected = corrected_curve_points(fit_runs, curves_dir, target, decay=decay, min_frac=min_frac)
+        for name, extra in zip(CURVE_POINTS, (None, raw, corrected)):
+            bt = backtest.run_backtest(df, [split], target, objectives=objectives, extra=extra,
+                                       interval=interval, n_boot=n_boot, seed=seed)
+            if len(bt):
+                bt.insert(0, "points", name)
+                parts.append(bt)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def pair_table(table):
+    """Mean relative error per ``(split, objective)`` pair and fit set of a :func:`curve_point_backtest`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(split, objective)``, one column per :data:`CURVE_POINTS` (NaN where that fit set
+        could not be fitted).
+    """
+    ok = table[table["status"] == "ok"]
+    out = ok.groupby(["split", "objective", "points"])["rel_err_pct"].mean().unstack("points")
+    return out.reindex(columns=list(CURVE_POINTS))
