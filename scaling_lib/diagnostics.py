@@ -15,7 +15,8 @@ Each check is a small function of its own:
   losses, pure noise);
 * :func:`dof_warnings`: ``dof <= 1``;
 * :func:`bootstrap_warnings` (once a bootstrap has run): too few usable
-  replicates, and a parameter interval that does not contain its estimate.
+  replicates, a parameter interval that does not contain its estimate, and
+  one that reaches a bound.
 
 The noise model of the default prediction intervals lives here too
 (:func:`parametric_refits`, :func:`replicate_predictions`).
@@ -37,9 +38,10 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "BOUND_RTOL", "EXTRAPOLATION_WARN", "MIN_BOOT_SHARE", "SINGULAR_RTOL", "bootstrap_warnings",
-    "bound_warnings", "checklist", "report_text", "compute_of", "direction_warnings", "dof_warnings", "extrapolation",
-    "extrapolation_warnings", "fit_warnings", "trend_warnings", "parametric_refits", "replicate_predictions", "residual_sigma", "seed_noise",
+    "BOUND_RTOL", "EXTRAPOLATION_WARN", "MIN_BOOT_SHARE", "SINGULAR_RTOL", "START_RTOL", "bootstrap_warnings",
+    "bound_warnings", "checklist", "compute_of", "direction_warnings", "dof_warnings", "extrapolation",
+    "extrapolation_warnings", "failure_reason", "fit_warnings", "jacobian", "parametric_refits", "replicate_predictions",
+    "report_text", "residual_sigma", "seed_noise", "trend_warnings",
 ]
 
 BOUND_RTOL = 1e-4
@@ -432,7 +434,7 @@ def checklist(result) -> pd.Series:
     c, label = compute_of(problem.x)
     if label not in problem.x:
         items["range compute"] = f"{_span(c)} ({label})"
-    items[f"range target"] = f"{_span(problem.y)} ({result.target})"
+    items["range target"] = f"{_span(problem.y)} ({result.target})"
     items["noise floor"] = ("none given" if result.noise_floor is None
                             else f"{result.noise_floor:.3g} relative (e.g. from seed repeats)")
     items["held-out check"] = result.held_out or "none"
