@@ -62,7 +62,7 @@ def test_loss_law_table_and_common_rows():
     assert counts.nunique() == 1
     table = beyond.summarise(fair, ["law"])
     assert table.loc["overtraining", "median_pct"] < 1e-3
-    assert list(table.columns) == ["n", "median_pct", "worst_pct", "coverage"]
+    assert list(table.columns) == ["n", "median_pct", "worst_pct", "coverage", "warned"]
 
 
 def test_summarise_skips_failed_and_counts_coverage():
