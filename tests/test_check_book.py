@@ -484,3 +484,35 @@ def test_every_reference_has_a_link():
     unlinked = [key for key, body in entries
                 if not re.search(r"(?m)^\s*(url|doi|eprint)\s*=\s*\{\S+\}", body)]
     assert unlinked == []
+
+
+def test_executed_notebook_takes_outputs_from_the_execution_cache(links, tmp_path):
+    """myst-nb writes a chapter taken from the cache without outputs; the cache has them."""
+    import types
+
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    source = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("# A"), nbformat.v4.new_code_cell("1 + 1")],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}})
+    executed = nbformat.from_dict(json.loads(nbformat.writes(source)))
+    executed.cells[1].outputs = [nbformat.v4.new_output(
+        "execute_result", {"text/plain": "2"}, execution_count=1)]
+    outdir = tmp_path / "_build" / "html"
+    outdir.mkdir(parents=True)
+    app = types.SimpleNamespace(outdir=str(outdir), env=types.SimpleNamespace())
+    path = tmp_path / "ch.ipynb"
+    nbformat.write(source, str(path))
+    assert links.executed_notebook(app, path) is None  # no cache, no outputs
+
+    get_cache(str(tmp_path / "_build" / ".jupyter_cache")).cache_notebook_bundle(
+        CacheBundleIn(executed, str(path)), check_validity=False)
+    merged = json.loads(links.executed_notebook(app, path))
+    assert links.n_outputs(merged) == 1
+    assert "".join(merged["cells"][1]["outputs"][0]["data"]["text/plain"]) == "2"
+
+    nbformat.write(executed, str(path))  # a freshly executed chapter is used as it is
+    assert links.n_outputs(json.loads(links.executed_notebook(app, path))) == 1

@@ -6,8 +6,11 @@ Markdown) and a print button; it offers the *executed* notebook only on pages th
 launch buttons. Here every notebook page (a page whose metadata holds a kernelspec) gets it: the
 notebook myst-nb executed, outputs included (``_build/jupyter_execute/<page>.ipynb``), is copied
 into the HTML output as ``_sources/<page>.ipynb`` and the menu's ``.ipynb`` entry links to it.
-``build-finished`` copies every executed notebook again, so that an incremental build whose pages
-were not rewritten still ships the notebooks of the latest execution.
+When a chapter came from the execution cache, myst-nb (1.4) writes that notebook without its
+outputs; its outputs are then merged in from the cache (``_build/.jupyter_cache``), as myst-nb
+itself does for the page. ``build-finished`` copies every executed notebook again, so that an
+incremental build whose pages were not rewritten still ships the notebooks of the latest
+execution.
 
 **Repository and launch buttons.** ``repository: url:`` in ``_config.yml`` is the one setting.
 Empty (the default: the book has no public address yet), the pages show no repository button and
@@ -27,7 +30,6 @@ launch menu:
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from sphinx.util import logging
@@ -110,17 +112,74 @@ def _is_notebook(app, pagename):
     return "kernelspec" in app.env.metadata.get(pagename, {})
 
 
+def n_outputs(notebook):
+    """The number of outputs of a notebook's code cells.
+
+    Examples
+    --------
+    >>> n_outputs({"cells": [{"cell_type": "code", "outputs": [{}, {}]},
+    ...                      {"cell_type": "markdown"}]})
+    2
+    """
+    return sum(len(c.get("outputs") or []) for c in notebook.get("cells", [])
+               if c.get("cell_type") == "code")
+
+
+def _cache_path(app):
+    config = getattr(app.env, "mystnb_config", None)
+    path = getattr(config, "execution_cache_path", "") if config is not None else ""
+    return Path(path) if path else Path(app.outdir).parent / ".jupyter_cache"
+
+
+def executed_notebook(app, source):
+    """The text of an executed notebook with its outputs, or None when it has none.
+
+    ``source`` is the notebook myst-nb wrote to ``jupyter_execute``; without outputs (a chapter
+    taken from the execution cache) the cached outputs are merged into it.
+    """
+    import nbformat
+
+    notebook = nbformat.read(str(source), as_version=4)
+    if n_outputs(notebook):
+        return nbformat.writes(notebook)
+    cache_dir = _cache_path(app)
+    if not cache_dir.is_dir():
+        return None
+    try:
+        from jupyter_cache import get_cache
+
+        _, merged = get_cache(str(cache_dir)).merge_match_into_notebook(notebook)
+    except KeyError:  # not in the cache
+        return None
+    except Exception as exc:  # a damaged or locked cache must not stop the build
+        LOGGER.warning("notebook_links: cannot read the execution cache for %s: %s",
+                       source, exc)
+        return None
+    return nbformat.writes(merged) if n_outputs(merged) else None
+
+
+def _publish(app, pagename):
+    """Copy a page's executed notebook into ``_sources``; True when there is one."""
+    executed = _executed_dir(app) / f"{pagename}.ipynb"
+    if not executed.is_file():
+        return False
+    text = executed_notebook(app, executed)
+    if text is None:
+        return False
+    target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return True
+
+
 def _offer_notebook(app, pagename, templatename, context, doctree):
     """Before the theme builds its download menu: point its ``.ipynb`` entry at our copy."""
     if doctree is None or not _is_notebook(app, pagename):
         return
-    executed = _executed_dir(app) / f"{pagename}.ipynb"
-    if not executed.is_file():
-        LOGGER.warning("notebook_links: no executed notebook for %s at %s", pagename, executed)
+    if not _publish(app, pagename):
+        LOGGER.warning("notebook_links: no executed notebook with outputs for %s in %s",
+                       pagename, _executed_dir(app))
         return
-    target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(executed, target)
     context["ipynb_source"] = f"{pagename}.ipynb"
 
 
@@ -154,9 +213,7 @@ def _copy_all(app, exception):
     for notebook in src.rglob("*.ipynb"):
         pagename = notebook.relative_to(src).with_suffix("").as_posix()
         if pagename in app.env.all_docs and _is_notebook(app, pagename):
-            target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(notebook, target)
+            _publish(app, pagename)
 
 
 def setup(app):
