@@ -37,7 +37,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from scaling_lib import backtest, laws, runs
+from scaling_lib import backtest, diagnostics, laws, runs
 from scaling_lib import fit as fitting
 from scaling_lib.prose import wrap
 
@@ -161,8 +161,11 @@ def _prepared(args):
 
 def _fit(args, law, df, mapping, n_boot):
     try:
+        # prediction intervals never narrower than the noise between repeat seeds, when the
+        # table has them
+        floor = diagnostics.seed_noise(df, args.target) if args.target in df else None
         result = fitting.fit(law, df, target=args.target, inputs=mapping, objective=args.objective,
-                             seed=args.seed, n_boot=0)
+                             seed=args.seed, n_boot=0, noise_floor=floor)
         if n_boot and result.success:
             result.bootstrap(n_boot)
     except (ValueError, RuntimeError) as exc:
@@ -269,7 +272,7 @@ def cmd_fit(args, out) -> int:
     warnings = _warnings(result)
     if args.json:
         summary = result.summary()
-        summary.setdefault("warnings", warnings)
+        summary["warnings"] = warnings
         summary["table"] = str(args.table)
         summary["fit_query"] = args.fit_query
         print(json.dumps(summary, indent=2), file=out)
@@ -319,14 +322,16 @@ def cmd_predict(args, out) -> int:
     level = f"{100 * args.interval:g}%"
     if args.json:
         summary = result.summary()
-        summary.setdefault("warnings", _warnings(result))
+        summary["warnings"] = _warnings(result)
         print(json.dumps({"fit": summary, "interval": args.interval,
                           "predictions": table.to_dict(orient="records")}, indent=2), file=out)
         return EXIT_OK
     print(f"law        {law.name} fitted to {args.target} ({args.objective}): "
           + ", ".join(f"{k}={v:.4g}" for k, v in result.params.items()), file=out)
     print(_header(args, df), file=out)
-    print(f"interval   {level}, percentiles of {n_boot} bootstrap refits over runs", file=out)
+    floor = "" if result.noise_floor is None else f", never below the seed noise {result.noise_floor:.2%}"
+    print(f"interval   {level}, from {n_boot} parametric refits with the fit's residual noise"
+          f"{floor}, widened with the extrapolation in compute", file=out)
     for text in _warnings(result):
         print(f"warning: {text}", file=out)
     if "C/C_fit" in table:
