@@ -31,10 +31,10 @@ from matplotlib.lines import Line2D
 from scaling_lib import fit, laws, plotting, protocols
 
 __all__ = ["PaperValue", "PAPER_RELATIVE_ERRORS", "PAPER_M_STAR", "paper_relative_errors",
-           "held_out_errors", "relative_residuals", "paper_comparison", "m_star", "m_star_bootstrap", "m_star_table",
-           "eval_set_errors", "ObjectiveComparison", "objective_comparison", "warnings_table",
-           "warnings_text",
-           "loss_figure", "error_figure"]
+           "held_out_errors", "relative_residuals", "paper_comparison", "m_star",
+           "m_star_bootstrap", "m_star_table", "eval_set_errors", "ObjectiveComparison",
+           "objective_comparison", "warnings_table", "warnings_text", "loss_figure",
+           "error_figure"]
 
 
 @dataclass(frozen=True)
@@ -73,31 +73,27 @@ class PaperValue:
     source: str
 
 
-def _paper(train_set, n, m, quantity, pct, decimals, source):
-    return PaperValue(train_set, n, m, quantity, pct, decimals, source)
-
-
 PAPER_RELATIVE_ERRORS = (
     # Gadre et al. (2024), arXiv 2403.08540: Fig. 5 (loss on C4 eval, one decimal), Fig. 12
     # (17-task average error, one decimal) and Table 2 (6.9B downstream, two decimals).
-    _paper("C4", 1.4e9, 20, "loss", 0.8, 1, "Fig. 5"),
-    _paper("C4", 1.4e9, 80, "loss", 1.5, 1, "Fig. 5"),
-    _paper("C4", 6.9e9, 20, "loss", 4.3, 1, "Fig. 5"),
-    _paper("RedPajama", 1.4e9, 20, "loss", 0.1, 1, "Fig. 5"),
-    _paper("RedPajama", 1.4e9, 640, "loss", 0.7, 1, "Fig. 5"),
-    _paper("RedPajama", 6.9e9, 20, "loss", 0.7, 1, "Fig. 5"),
-    _paper("RefinedWeb", 1.4e9, 20, "loss", 0.6, 1, "Fig. 5"),
-    _paper("RefinedWeb", 1.4e9, 320, "loss", 0.0, 1, "Fig. 5"),
-    _paper("RefinedWeb", 6.9e9, 20, "loss", 1.6, 1, "Fig. 5"),
-    _paper("C4", 1.4e9, 20, "error", 0.7, 1, "Fig. 12"),
-    _paper("C4", 1.4e9, 80, "error", 9.6, 1, "Fig. 12"),
-    _paper("C4", 6.9e9, 20, "error", 0.14, 2, "Table 2"),
-    _paper("RedPajama", 1.4e9, 20, "error", 0.7, 1, "Fig. 12"),
-    _paper("RedPajama", 1.4e9, 640, "error", 3.6, 1, "Fig. 12, Sec. 4"),
-    _paper("RedPajama", 6.9e9, 20, "error", 0.05, 2, "Table 2, Sec. 4"),
-    _paper("RefinedWeb", 1.4e9, 20, "error", 0.4, 1, "Fig. 12"),
-    _paper("RefinedWeb", 1.4e9, 320, "error", 5.6, 1, "Fig. 12"),
-    _paper("RefinedWeb", 6.9e9, 20, "error", 2.94, 2, "Table 2"),
+    PaperValue("C4", 1.4e9, 20, "loss", 0.8, 1, "Fig. 5"),
+    PaperValue("C4", 1.4e9, 80, "loss", 1.5, 1, "Fig. 5"),
+    PaperValue("C4", 6.9e9, 20, "loss", 4.3, 1, "Fig. 5"),
+    PaperValue("RedPajama", 1.4e9, 20, "loss", 0.1, 1, "Fig. 5"),
+    PaperValue("RedPajama", 1.4e9, 640, "loss", 0.7, 1, "Fig. 5"),
+    PaperValue("RedPajama", 6.9e9, 20, "loss", 0.7, 1, "Fig. 5"),
+    PaperValue("RefinedWeb", 1.4e9, 20, "loss", 0.6, 1, "Fig. 5"),
+    PaperValue("RefinedWeb", 1.4e9, 320, "loss", 0.0, 1, "Fig. 5"),
+    PaperValue("RefinedWeb", 6.9e9, 20, "loss", 1.6, 1, "Fig. 5"),
+    PaperValue("C4", 1.4e9, 20, "error", 0.7, 1, "Fig. 12"),
+    PaperValue("C4", 1.4e9, 80, "error", 9.6, 1, "Fig. 12"),
+    PaperValue("C4", 6.9e9, 20, "error", 0.14, 2, "Table 2"),
+    PaperValue("RedPajama", 1.4e9, 20, "error", 0.7, 1, "Fig. 12"),
+    PaperValue("RedPajama", 1.4e9, 640, "error", 3.6, 1, "Fig. 12, Sec. 4"),
+    PaperValue("RedPajama", 6.9e9, 20, "error", 0.05, 2, "Table 2, Sec. 4"),
+    PaperValue("RefinedWeb", 1.4e9, 20, "error", 0.4, 1, "Fig. 12"),
+    PaperValue("RefinedWeb", 1.4e9, 320, "error", 5.6, 1, "Fig. 12"),
+    PaperValue("RefinedWeb", 6.9e9, 20, "error", 2.94, 2, "Table 2"),
 )
 """Relative prediction errors (%) Gadre et al. (2024) report for their 1.4B and 6.9B runs on C4
 eval under their default protocol (their Table 1): published facts, not results of this library."""
