@@ -555,9 +555,3 @@ def coverage(table, by=("kind",)):
                      "median_halfwidth_pct": float(sub.loc[sub["has"], "half"].median()) if n_int else np.nan})
     out = pd.DataFrame(rows)
     return out.set_index(by) if by else out
-
-
-if __name__ == "__main__":  # python -m scaling_lib.backtest: the coverage tables of the committed testbeds
-    from scaling_lib.backtest_coverage import main
-
-    raise SystemExit(main())

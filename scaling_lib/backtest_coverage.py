@@ -1,6 +1,6 @@
 """Coverage of prediction intervals on the committed testbeds' backtests.
 
-``python -m scaling_lib.backtest_coverage`` (or ``python -m scaling_lib.backtest``) prints,
+``python -m scaling_lib.backtest_coverage`` prints,
 per testbed and split family, the share of held-out runs whose measured loss lies inside its
 95% prediction interval, for the interval methods weighed:
 
