@@ -1,11 +1,12 @@
 """The trainer's GPU settings (bf16 autocast, torch.compile, fused AdamW, resume) exercised on the CPU.
 
-:func:`scaling_lib.training.train.train` selects these settings only when the
-device is CUDA (``on_cuda = device.startswith("cuda")``), and there is no switch
-to force them on the CPU.  These tests therefore
+:func:`scaling_lib.training.train.train` selects these settings on CUDA, and
+``gpu_settings=True`` selects them on the CPU too.  These tests
 
-* check the selection as it stands: on the CPU ``train`` builds a non-fused
-  AdamW, never calls ``torch.compile`` and runs in float32;
+* check the selection: on the CPU by default ``train`` builds a non-fused
+  AdamW, never calls ``torch.compile`` and runs in float32; with
+  ``gpu_settings=True`` the trainer itself runs the GPU path there (finite,
+  close to float32, resumable from its checkpoint);
 * run the CUDA path's step (the trainer's own data order, learning-rate
   schedule, weight-decay groups, loss and checkpoint files) under
   ``torch.autocast("cpu", dtype=torch.bfloat16)``, ``torch.compile`` with the
@@ -170,6 +171,55 @@ def test_gpu_settings_checkpoint_resumes_to_the_same_run(fp32_and_gpu_runs, tmp_
     tail = resumed.train_steps(tokens, cfg.total_steps)
     # the bf16 CPU path is deterministic: the resumed run is the uninterrupted one
     np.testing.assert_allclose(head + tail, full, rtol=1e-6)
+
+
+def test_train_runs_its_gpu_path_on_the_cpu(monkeypatch, tmp_path):
+    """``train(..., gpu_settings=True)``: fused AdamW, compile, bf16 logits; finite, near fp32, resumable."""
+    seen = {"fused": [], "compiled": 0, "dtypes": set()}
+    real_adamw, real_compile, real_loss = torch.optim.AdamW, torch.compile, trainer.lm_loss
+
+    def adamw(*args, **kwargs):
+        seen["fused"].append(kwargs.get("fused"))
+        return real_adamw(*args, **kwargs)
+
+    def compile_(*args, **kwargs):
+        seen["compiled"] += 1
+        return real_compile(*args, **kwargs)
+
+    def loss(logits, *args, **kwargs):
+        seen["dtypes"].add(logits.dtype)
+        return real_loss(logits, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", adamw)
+    monkeypatch.setattr(torch, "compile", compile_)
+    monkeypatch.setattr(trainer, "lm_loss", loss)
+    cfg, tokens = _cfg(), _tokens()
+    fp32 = trainer.train(cfg, tokens, tokens[:1000], device="cpu", progress=False)
+    gpu = trainer.train(cfg, tokens, tokens[:1000], device="cpu", progress=False, gpu_settings=True)
+    assert seen["fused"] == [False, True] and seen["compiled"] == 1
+    assert seen["dtypes"] == {torch.float32, torch.bfloat16}
+    assert np.isfinite(gpu.final_loss)
+    np.testing.assert_allclose(gpu.final_loss, fp32.final_loss, rtol=2e-2)
+    # stopped after three steps, resumed from the checkpoint: the same run
+    path = tmp_path / "gpu.pt"
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_3(step):  # called after the step's checkpoint: a crash right after it
+        if step == 3:
+            raise Stop
+
+    cfg_ck = TrainConfig(**{**cfg.__dict__, "checkpoint_every": 3})
+    with pytest.raises(Stop):
+        trainer.train(cfg_ck, tokens, tokens[:1000], device="cpu", progress=False, gpu_settings=True,
+                      checkpoint_path=path, on_step=stop_at_3)
+    assert path.is_file()
+    resumed = trainer.train(cfg_ck, tokens, tokens[:1000], device="cpu", progress=False, gpu_settings=True,
+                            checkpoint_path=path)
+    assert resumed.resumed_from_step == 3
+    whole = trainer.train(cfg_ck, tokens, tokens[:1000], device="cpu", progress=False, gpu_settings=True)
+    np.testing.assert_allclose(resumed.final_loss, whole.final_loss, rtol=1e-5)
 
 
 def test_gpu_run_dry_run_finishes_on_the_cpu(tmp_path):

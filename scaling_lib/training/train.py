@@ -364,6 +364,7 @@ def train(
     progress: bool = True,
     desc: str | None = None,
     on_step: Callable[[int], None] | None = None,
+    gpu_settings: bool | None = None,
 ) -> TrainResult:
     """Train a fresh GPT (or resume one from ``checkpoint_path``) on exactly ``cfg.tokens`` tokens.
 
@@ -385,6 +386,12 @@ def train(
     on_step : callable, optional
         Called with the number of completed steps after every step (and any
         checkpoint it triggers); raising from it stops the run as a crash would.
+    gpu_settings : bool, optional
+        Train with the GPU path's settings: bf16 autocast, ``torch.compile`` and
+        a fused AdamW. ``None`` (the default) means exactly on CUDA; ``True`` on
+        the CPU runs the same path there (compiled with the ``aot_eager``
+        backend, since the default backend's compilation takes tens of seconds
+        on a CPU), so it can be tested without a GPU.
 
     Returns
     -------
@@ -431,6 +438,7 @@ def train(
             f"training tokens contain id {int(np.max(train_tokens))} >= vocab_size {cfg.model.vocab_size}"
         )
     on_cuda = device.startswith("cuda")
+    gpu_path = on_cuda if gpu_settings is None else bool(gpu_settings)
 
     torch.manual_seed(cfg.seed)
     model = GPT(cfg.model).to(device)
@@ -439,7 +447,7 @@ def train(
         lr=cfg.lr,
         betas=(cfg.beta1, cfg.beta2),
         eps=cfg.adam_eps,
-        fused=on_cuda,
+        fused=gpu_path,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
 
@@ -465,8 +473,8 @@ def train(
                                   "delete it to restart the run from scratch")
 
     step_model = model
-    if on_cuda:
-        step_model = torch.compile(model)
+    if gpu_path:
+        step_model = torch.compile(model) if on_cuda else torch.compile(model, backend="aot_eager")
     if distributed:
         step_model = DistributedDataParallel(step_model, device_ids=[torch.cuda.current_device()] if on_cuda else None)
 
@@ -474,7 +482,7 @@ def train(
     eval_steps = set(np.linspace(0, total, cfg.eval_points + 1).round().astype(int)[1:].tolist())
     eval_steps.add(total)
     micro = cfg.micro_batch_size
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda else torch.autocast("cpu", enabled=False)
+    amp = torch.autocast("cuda" if on_cuda else "cpu", dtype=torch.bfloat16, enabled=gpu_path)
 
     def checkpoint(step: int, wall: float) -> None:
         if checkpoint_path is None or rank != 0:
