@@ -1,29 +1,29 @@
 """Tables, checks and figures of the training-testbed chapter (``notebooks/training_testbed.md``).
 
-The chapter trains two runs live with :mod:`scaling_lib.training.sweep` and presents the
-committed run table of a testbed (:mod:`scaling_lib.testbeds`).  This module holds what the
-chapter builds around those calls, none of which needs torch:
+The chapter trains two runs live with :mod:`scaling_lib.training.sweep` and presents the committed
+run table of a testbed (:mod:`scaling_lib.testbeds`).  The training calls stay in the chapter; this
+module holds what it builds around them, and needs no torch:
 
-* the corpus and tokenizer side: :func:`corpus_splits`, :func:`sources_text`,
+* corpus and tokenizer: :func:`corpus_splits`, :func:`corpus_view`, :func:`sources_text`,
   :func:`tokenization_text`, :func:`unigram_loss`;
-* the model family and the recipe: :func:`shape_table`, :func:`param_share_figure`,
-  :func:`recipe`, :func:`recipe_table`, :func:`lr_schedule_figure`;
-* the live runs: :func:`live_testbed`, :func:`plan_text`, :func:`compare_twins`,
-  :func:`schedule_gap`, :func:`live_curves_figure`;
+* model family and recipe: :func:`shape_table`, :func:`recipe_table`, :func:`param_share_figure`,
+  :func:`lr_schedule_figure`;
+* live runs: :func:`live_testbed`, :func:`plan_text`, :func:`compare_twins`, :func:`schedule_gap`,
+  :func:`live_curves_figure`;
 * the committed testbed: :func:`read_curves`, :func:`committed_table`, :func:`records_table`,
-  :func:`stale_runs`, :func:`design_grid`, :func:`missing_runs`, :func:`curve_reading`,
+  :func:`stale_runs`, :func:`design_grid`, :func:`run_name`, :func:`curve_reading`,
   :func:`seed_noise`, :func:`bpb_table`, :func:`range_over_multipliers`, :func:`seed_range`,
-  :func:`throughput`, :func:`repeated_runs`, :func:`task_table`, and the figures
-  :func:`curves_figure`, :func:`final_loss_figure`, :func:`bpb_figure`,
-  :func:`throughput_figure`, :func:`error_vs_loss_figure`.
+  :func:`throughput`, :func:`task_table`; figures :func:`curves_figure`,
+  :func:`final_loss_figure`, :func:`bpb_figure`, :func:`throughput_figure`,
+  :func:`error_vs_loss_figure`.
 
-Runs are selected by their columns (shape, seed, multiplier, role), never by name.
+Runs are selected by their columns (shape, seed, multiplier, role), never by name.  Every
+sentence of the chapter is written there, not here.
 
 Examples
 --------
->>> import pandas as pd
->>> df = pd.DataFrame({"run_id": ["a_s0", "a_s1"], "model": "a", "M": 20.0, "seed": [0, 1],
-...                    "D": 100.0, "loss_en": [4.0, 4.1]})
+>>> df = pd.DataFrame({"model": "a", "M": 20.0, "seed": [0, 1], "D": 100.0,
+...                    "loss_en": [4.0, 4.1]})
 >>> float(round(seed_noise(df).spread["range"].iloc[0], 3))
 0.1
 """
@@ -46,14 +46,13 @@ from scaling_lib import counting, curves, plotting, records, runs, testbeds
 from scaling_lib.prose import in_words, short
 
 __all__ = ["corpus_splits", "corpus_view", "sources_text", "tokenization_text", "unigram_loss",
-           "shape_table", "embedding_share", "param_share_figure", "recipe", "recipe_table",
-           "lr_schedule_figure", "live_testbed", "plan_text", "read_curves", "Reproduction",
-           "compare_twins", "live_curves_figure", "ScheduleGap", "schedule_gap",
-           "committed_table", "records_table", "stale_runs", "design_grid", "missing_runs",
-           "run_name", "curves_figure", "CurveReading", "curve_reading", "shape_colors",
-           "final_loss_figure", "SeedNoise", "seed_noise", "bpb_figure", "bpb_table",
-           "range_over_multipliers", "seed_range", "Throughput", "throughput",
-           "throughput_figure", "repeated_runs", "error_vs_loss_figure", "task_table"]
+           "shape_table", "param_share_figure", "recipe_table", "lr_schedule_figure",
+           "live_testbed", "plan_text", "read_curves", "Reproduction", "compare_twins",
+           "live_curves_figure", "ScheduleGap", "schedule_gap", "committed_table",
+           "records_table", "stale_runs", "design_grid", "run_name", "curves_figure",
+           "CurveReading", "curve_reading", "shape_colors", "final_loss_figure", "SeedNoise",
+           "seed_noise", "bpb_figure", "bpb_table", "range_over_multipliers", "seed_range",
+           "Throughput", "throughput", "throughput_figure", "error_vs_loss_figure", "task_table"]
 
 DOMAIN_COLUMNS = ("model", "role", "seed", "lr", "warmup", "wall_s", "epochs", "loss_en_lo",
                   "loss_en_hi", "err_avg", "chance_avg")
@@ -69,18 +68,8 @@ def _no_runs_yet(ax):
 
 
 def corpus_splits(stats: Mapping) -> pd.DataFrame:
-    """The splits of a corpus build, from its statistics (``data/corpora_stats.json``).
-
-    Parameters
-    ----------
-    stats : mapping
-        The parsed statistics file: ``stats["splits"][name]`` holds ``n_docs``, ``n_bytes``,
-        ``n_tokens`` and ``bytes_per_token``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per split, those four columns as floats.
+    """One row per split of a corpus build (``data/corpora_stats.json`` parsed): ``n_docs``,
+    ``n_bytes``, ``n_tokens`` and ``bytes_per_token``, as floats.
 
     Examples
     --------
@@ -122,15 +111,10 @@ def sources_text(stats: Mapping, width: int = 72) -> str:
 
 
 def tokenization_text(tok, examples: Mapping[str, str], width: int = 66) -> str:
-    """How a tokenizer cuts each example: token count, bytes per token, the pieces.
+    """How ``tok`` cuts each example text (domain: text): tokens, bytes per token, the pieces.
 
-    Parameters
-    ----------
-    tok
-        A tokenizer whose ``encode(text).tokens`` lists the pieces (a ``tokenizers``
-        tokenizer); the byte-level space marker ``\u0120`` is shown as ``_``.
-    examples : mapping
-        Domain name to example text.
+    ``tok.encode(text).tokens`` lists the pieces (a ``tokenizers`` tokenizer); the byte-level
+    space marker ``\u0120`` is shown as ``_``.
 
     Examples
     --------
@@ -169,25 +153,9 @@ def unigram_loss(train_ids, val_ids, vocab_size: int) -> float:
 # ----------------------------------------------------------------------------- model family, recipe
 
 
-def embedding_share(counts: Mapping) -> float:
-    """Share of the parameters in the input embedding and the output head.
-
-    Examples
-    --------
-    >>> embedding_share({"embedding": 30, "head": 30, "total": 100})
-    0.6
-    """
-    return (counts["embedding"] + counts["head"]) / counts["total"]
-
-
 def shape_table(tb: testbeds.Testbed) -> pd.DataFrame:
-    """Dimensions and parameter counts of a testbed's shapes, one row per shape.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by ``shape``: ``d``, ``layers``, ``heads``, ``N`` (total), ``N_ne``
-        (non-embedding), ``emb.``, ``head`` and ``emb+head`` (their share of ``N``).
+    """Per shape: ``d``, ``layers``, ``heads``, ``N`` (total), ``N_ne`` (non-embedding),
+    ``emb.``, ``head`` and ``emb+head`` (the share of ``N`` in the embedding and the head).
 
     Examples
     --------
@@ -200,7 +168,8 @@ def shape_table(tb: testbeds.Testbed) -> pd.DataFrame:
         c = counting.param_counts(tb.gpt_config(s).shape())
         rows.append({"shape": s.name, "d": s.d_model, "layers": s.n_layers,
                      "heads": s.n_heads, "N": c["total"], "N_ne": c["non_embedding"],
-                     "emb.": c["embedding"], "head": c["head"], "emb+head": embedding_share(c)})
+                     "emb.": c["embedding"], "head": c["head"],
+                     "emb+head": (c["embedding"] + c["head"]) / c["total"]})
     return pd.DataFrame(rows).set_index("shape")
 
 
@@ -215,19 +184,6 @@ def param_share_figure(tb: testbeds.Testbed):
     ax.invert_yaxis()
     ax.legend(ncol=5, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     return fig
-
-
-def recipe(tb: testbeds.Testbed) -> dict:
-    """The testbed's hyperparameter rule as a plain dict (batch, lr rule, schedule, decay).
-
-    Examples
-    --------
-    >>> recipe(testbeds.cpu_tiny())["batch_size"]
-    32
-    """
-    return {k: getattr(tb, k) for k in (
-        "batch_size", "seq_len", "base_lr", "base_width", "lr_width_exponent",
-        "warmup_frac", "min_lr_ratio", "weight_decay")}
 
 
 def recipe_table(tb: testbeds.Testbed, multiplier: float = 20) -> pd.DataFrame:
@@ -337,19 +293,12 @@ def read_curves(path, tb: testbeds.Testbed) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Reproduction:
-    """Live runs set beside their committed twins.
+    """Live runs beside their committed twins (:func:`compare_twins`).
 
-    Attributes
-    ----------
-    twins : list of str
-        Live runs with a committed run of the same id, recipe, budget and corpus build.
-    ends : pandas.DataFrame
-        Per live run: the last point of its curve (``live``), of the twin's (``committed``)
-        and ``difference``.
-    worst : float
-        The largest absolute difference (``nan`` without twins).
-    committed_curves : pandas.DataFrame
-        The twins' committed curves.
+    ``twins``: the live runs with a committed run of the same id, recipe, budget and corpus
+    build; ``ends``: per live run the last point of its curve (``live``), of its twin's
+    (``committed``) and their ``difference``; ``worst``: the largest absolute difference
+    (``nan`` without twins); ``committed_curves``: the twins' committed curves.
     """
 
     twins: list
@@ -401,18 +350,11 @@ def live_curves_figure(live_curves: pd.DataFrame, committed_curves: pd.DataFrame
 
 @dataclass(frozen=True)
 class ScheduleGap:
-    """The longer run's loss where the shorter run ends, against the shorter run's last loss.
+    """Two runs compared where the shorter one ends (:func:`schedule_gap`).
 
-    Attributes
-    ----------
-    short_id, long_id : str
-        The runs with the smallest and the largest budget.
-    tokens : float
-        Where the shorter run ends.
-    short_loss, long_loss : float
-        The shorter run's last loss; the longer run's loss there (interpolated in log tokens).
-    gap : float
-        ``long_loss - short_loss``: positive when the shorter, fully decayed run is better.
+    ``short_id`` and ``long_id`` have the smallest and the largest budget; at ``tokens``, the
+    end of the shorter run, its loss is ``short_loss`` and the longer run's (interpolated in
+    log tokens) ``long_loss``; ``gap`` is positive when the shorter, decayed run is better.
     """
 
     short_id: str
@@ -449,14 +391,10 @@ def schedule_gap(curves_: pd.DataFrame) -> ScheduleGap:
 
 
 def committed_table(path, domains=("en", "code", "de")) -> pd.DataFrame:
-    """The run table under ``path``, with every column the chapter reads (empty where missing).
+    """The run table of the testbed directory ``path``, with every column the chapter reads.
 
-    Parameters
-    ----------
-    path : path-like
-        A testbed directory; without ``runs.csv`` (no run finished yet) the table has no rows.
-    domains : sequence of str
-        Evaluation domains: ``loss_<d>`` and ``bpb_<d>`` are added when missing.
+    Missing columns (``loss_<d>`` and ``bpb_<d>`` for each of ``domains`` among them) are
+    added empty; without ``runs.csv`` (no run finished yet) the table has no rows.
 
     Examples
     --------
@@ -541,23 +479,9 @@ def run_name(run: testbeds.RunSpec) -> str:
     return f"{run.shape} at M={run.multiplier:g}{seed}"
 
 
-def missing_runs(tb: testbeds.Testbed, done) -> list:
-    """The planned runs of ``tb`` whose id is not in ``done``, as :class:`RunSpec`.
-
-    Examples
-    --------
-    >>> len(missing_runs(testbeds.cpu_tiny(), done=[]))
-    31
-    """
-    done = set(done)
-    return [r for r in tb.runs if r.run_id not in done]
-
-
 def curves_figure(tb: testbeds.Testbed, all_curves: pd.DataFrame):
-    """Validation curves of every finished run: one panel per shape, one colour per ``M``.
-
-    Repeat seeds are dotted.
-    """
+    """Validation curves of every finished run: a panel per shape, a colour per ``M``, repeat
+    seeds dotted."""
     names = [s.name for s in tb.shapes]
     nrows = -(-len(names) // 2)
     fig, axes = plt.subplots(nrows, 2, figsize=plotting.grid_size(nrows, 2, 0.62),
@@ -586,18 +510,9 @@ def curves_figure(tb: testbeds.Testbed, all_curves: pd.DataFrame):
 
 @dataclass(frozen=True)
 class CurveReading:
-    """Where the curves start and when they pass a reference loss.
-
-    Attributes
-    ----------
-    n_runs : int
-        Runs with a curve.
-    first_max : float
-        The highest first recorded loss.
-    n_below : int
-        Runs whose curve gets below the reference.
-    median_crossing : float
-        Median over those runs of the tokens at their first point below it (``nan`` if none).
+    """Curves against a reference loss (:func:`curve_reading`): ``n_runs`` curves, the highest
+    first point ``first_max``, ``n_below`` curves that get below the reference, and the median
+    ``median_crossing`` over those of the tokens at their first point below it (``nan`` if none).
     """
 
     n_runs: int
@@ -636,10 +551,8 @@ def shape_colors(names) -> dict:
 
 
 def final_loss_figure(df: pd.DataFrame, colors: Mapping, loss: str = "loss_en"):
-    """Final loss (with its interval) against tokens, one line per shape through seed 0.
-
-    Fitting runs are filled circles, other grid runs open circles, targets stars.
-    """
+    """Final loss (with its interval) against tokens, a line per shape through seed 0; fitting
+    runs filled circles, other grid runs open circles, targets stars."""
     fig, ax = plt.subplots(figsize=(plotting.PAGE_WIDTH, 3.8))
     for name, g in df.sort_values("D").groupby("model", sort=False):
         color = colors[name]
@@ -663,19 +576,12 @@ def final_loss_figure(df: pd.DataFrame, colors: Mapping, loss: str = "loss_en"):
 
 @dataclass(frozen=True)
 class SeedNoise:
-    """Seed-to-seed spread of the final loss, against the gain from doubling the tokens.
+    """Seed-to-seed spread of the final loss against the gain per doubling (:func:`seed_noise`).
 
-    Attributes
-    ----------
-    spread : pandas.DataFrame
-        Per repeated configuration (``model``, ``M``): ``count``, ``min``, ``max``, ``std``,
-        ``range``.
-    std_median : float
-        Median over the configurations of the seed-to-seed standard deviation.
-    worst : tuple
-        ``(model, M)`` of the configuration with the largest range.
-    doubling_gain : float
-        Median over the seed-0 runs of the loss a shape gains per doubling of ``D``.
+    ``spread``: per repeated configuration (``model``, ``M``) ``count``, ``min``, ``max``,
+    ``std`` and ``range``; ``std_median``: the median standard deviation; ``worst``: the
+    ``(model, M)`` with the largest range; ``doubling_gain``: the median over the seed-0 runs
+    of the loss a shape gains when its ``D`` doubles.
     """
 
     spread: pd.DataFrame
@@ -733,9 +639,8 @@ def bpb_figure(df: pd.DataFrame, domains, colors: Mapping):
 
 
 def bpb_table(df: pd.DataFrame, domains) -> pd.DataFrame:
-    """Per domain: the worst and best run's bits per byte, the gain, the largest run's value.
-
-    The largest run is the one with the most compute (``flops``).
+    """Per domain: the worst and best run's bits per byte, the gain, the value of the run with
+    the most compute (``flops``).
 
     Examples
     --------
@@ -781,23 +686,13 @@ def seed_range(df: pd.DataFrame, column: str, multiplier: float = 20) -> pd.Seri
 
 @dataclass(frozen=True)
 class Throughput:
-    """Wall time and training speed of the finished runs.
+    """Wall time and speed of the finished runs (:func:`throughput`).
 
-    Attributes
-    ----------
-    records : pandas.DataFrame
-        The run records joined with ``model``, ``N`` and ``wall_s`` of the run table.
-    per_shape : pandas.DataFrame
-        Per shape: ``N``, ``runs``, median ``tokens_per_s``, ``train_min`` and ``eval_min``
-        (summed minutes).
-    worker_hours : float
-        Total wall time of the runs, in hours.
-    devices : str
-        The devices, in words.
-    eval_pct : float
-        Share of the wall time spent in the final evaluations, in percent.
-    slope : float
-        Slope of log throughput against log ``N`` (``nan`` with one size).
+    ``records``: the run records with ``model``, ``N`` and ``wall_s`` of the run table;
+    ``per_shape``: ``N``, ``runs``, median ``tokens_per_s``, summed ``train_min`` and
+    ``eval_min``; ``worker_hours``: the total wall time; ``devices``: in words; ``eval_pct``:
+    the share of the wall time in the final evaluations; ``slope``: of log throughput against
+    log ``N`` (``nan`` with one size).
     """
 
     records: pd.DataFrame
@@ -851,18 +746,6 @@ def throughput_figure(rec: pd.DataFrame):
     ax.set(xscale="log", yscale="log", xlabel=plotting.label("N"),
            ylabel="training tokens per second")
     return fig
-
-
-def repeated_runs(planned: pd.DataFrame, train_tokens: float) -> pd.DataFrame:
-    """The planned runs with their ``epochs`` (``D`` over the unique training tokens).
-
-    Examples
-    --------
-    >>> planned = pd.DataFrame({"run_id": ["a", "b"], "D": [50.0, 150.0]})
-    >>> repeated_runs(planned, 100)["epochs"].tolist()
-    [0.5, 1.5]
-    """
-    return planned.assign(epochs=planned["D"] / train_tokens)
 
 
 def error_vs_loss_figure(df: pd.DataFrame, error: str = "err_avg", loss: str = "loss_en",

@@ -127,9 +127,8 @@ def test_stale_runs_and_design_grid(tb, table):
     assert grid.shape == (len(tb.shapes), len({r.multiplier for r in tb.runs}))
     assert grid.iloc[0, 0] == "G!"
     assert sum(cell.count("\u2713") for cell in grid.to_numpy().ravel()) == len(done)
-    missing = report.missing_runs(tb, done)
-    assert [r.run_id for r in missing] == [table.loc[0, "run_id"]]
-    assert report.run_name(missing[0]) == "s1 at M=5"
+    assert report.run_name(tb.runs[0]) == "s1 at M=5"
+    assert report.run_name(testbeds.RunSpec("s2", 20, seed=1)) == "s2 at M=20 (seed 1)"
 
 
 def test_committed_table_adds_the_columns_the_figures_read(tmp_path, table):
@@ -185,12 +184,10 @@ def test_throughput_recovers_the_slope(table):
     assert math.isnan(one.slope)
 
 
-def test_task_table_and_repeated_runs(table):
+def test_task_table(table):
     per_task = report.task_table(table, "loss_en")
     assert list(per_task.index) == ["a", "b"]
     assert_allclose(per_task.loc["a", "corr. with loss"], 1.0)
-    planned = report.repeated_runs(table[["run_id", "D"]], train_tokens=table["D"].max() / 2)
-    assert planned["epochs"].max() == 2.0
 
 
 def test_figures_draw_on_a_full_and_an_empty_table(tb, table):
