@@ -1093,22 +1093,35 @@ def huber_warm_refit(problem: Problem, p_start: np.ndarray, lo: np.ndarray, hi: 
     """A ``"huber_log"`` refit from a nearby optimum (a bootstrap replicate).
 
     :func:`newton_huber` from ``p_start``, which converges in a few
-    iterations when the replicate's optimum is near. When it does not within
-    8 (a replicate that the law fits exactly, say, whose optimum lies far
-    along the exponent's valley), it starts again from
-    :func:`relative_profile_start`; the restart's result is kept when it
-    converged to an objective no higher (to 1e-9 relative) than the first.
+    iterations when the replicate's optimum is near. A replicate whose
+    optimum lies far along a valley (one the law fits exactly, say) gets up
+    to two more tries: with one nonlinear parameter a restart from
+    :func:`relative_profile_start`, with several more iterations from where
+    the first stopped; then, if neither converged, the earlier solver
+    (:meth:`Problem.solve`: scipy's trust-region least squares through the
+    Huber threshold schedule, no smooth stage). The lowest converged result
+    is kept.
     """
     model = HuberModel(problem)
     first = newton_huber(model, p_start, lo, hi, problem.delta, max_iter=8, polish=False)
     if first.success:
         return first
+    tries = [first]
     try:
-        p1 = relative_profile_start(problem, p_start, lo, hi)
+        if len(problem.nonlinear_index) == 1:
+            p1, more = relative_profile_start(problem, p_start, lo, hi), 40
+        else:
+            p1, more = first.params, 60
+        tries.append(newton_huber(model, p1, lo, hi, problem.delta, max_iter=more, polish=False))
     except SOLVER_ERRORS:
-        p1 = first.params
-    second = newton_huber(model, p1, lo, hi, problem.delta)
-    if second.success and second.value <= first.value * (1 + 1e-9):
-        return second
-    return HuberSolve(first.params, first.value, first.nit + second.nit, first.nfev + second.nfev, False,
-                      first.message)
+        pass
+    if not tries[-1].success:
+        try:
+            sol = problem.solve(p_start, lo, hi, max_nfev=None, smooth_first=False)
+            value = problem.value(sol.x)
+            tries.append(HuberSolve(sol.x, value if np.isfinite(value) else math.inf, int(sol.nfev),
+                                    int(sol.nfev), bool(sol.success), f"threshold schedule: {sol.message}"))
+        except SOLVER_ERRORS:
+            pass
+    done = [t for t in tries if t.success and np.isfinite(t.value)]
+    return min(done, key=lambda t: t.value) if done else first
