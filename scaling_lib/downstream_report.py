@@ -5,11 +5,8 @@ chains it with the over-training law (their eq. 4) and asks which single tasks, 
 averages of tasks, can be predicted that way (:mod:`scaling_lib.downstream` holds the studies).
 This module holds the chapter's plumbing around those fits:
 
-* :func:`one_train_set`: the runs of one training set of a run table;
-* :func:`role_grid`: the recorded roles as a shape-by-``M`` table;
-* :func:`fit_sets`: the runs each law is fitted to and the runs it predicts;
-* :func:`line_vs_law`: how far the fitted error law is from a straight line;
-* :func:`chain_split`: the chained miss split between the loss law and the error law;
+* :func:`one_train_set`, :func:`role_grid`, :func:`fit_sets`: the runs, their roles, the fit sets;
+* :func:`line_vs_law`, :func:`chain_split`: the error law against a line; the chained miss by link;
 * :func:`label_tasks`, :func:`per_task_view`, :func:`task_spread`: the per-task table;
 * :func:`task_panels`, :func:`subsets_figure`: the per-task and task-subset figures;
 * :data:`PAPER_HELDOUT` and :func:`paper_vs_testbed`: the paper's held-out errors beside ours.
@@ -42,9 +39,9 @@ class TrainSetChoice:
     Attributes
     ----------
     runs : pandas.DataFrame
-        Those runs, with a fresh ``0..n-1`` index.
+        Those runs, indexed ``0..n-1``.
     train_set : str or None
-        The training set chosen (None for a table without a ``train_set`` column).
+        The set chosen (None for a table without a ``train_set`` column).
     """
 
     runs: pd.DataFrame
@@ -60,10 +57,6 @@ def one_train_set(table: pd.DataFrame, train_set=None) -> TrainSetChoice:
         A run table, with or without a ``train_set`` column.
     train_set : str, optional
         The training set to keep (ignored for a table without the column).
-
-    Returns
-    -------
-    TrainSetChoice
 
     Examples
     --------
@@ -87,10 +80,8 @@ def role_grid(df: pd.DataFrame, role: str = "role") -> pd.DataFrame:
     Parameters
     ----------
     df : pandas.DataFrame
-        Runs with ``model``, ``N``, ``M`` and the role column (and ``seed``, where the first
-        seed's role is shown).
+        Runs with ``model``, ``N``, ``M``, the ``role`` column (and ``seed``: the first shows).
     role : str
-        The column holding the role.
 
     Returns
     -------
@@ -129,14 +120,13 @@ class FitSets:
 
     Attributes
     ----------
-    loss_fit : pandas.DataFrame
-        Runs of role ``loss_fit`` (the over-training law).
-    error_fit : pandas.DataFrame
-        Runs of role ``loss_fit`` or ``error_fit`` (the error law).
+    loss_fit, error_fit : pandas.DataFrame
+        Runs of role ``loss_fit`` (the over-training law); of ``loss_fit`` or ``error_fit``
+        (the error law).
     heldout : pandas.DataFrame
         The ``target`` runs, or the ``unused`` runs while no target is present.
     heldout_kind : str
-        Which of the two ``heldout`` holds, in words.
+        Which of the two, in words.
     extra_run : pandas.Series
         The planned error-law run (``run_id``, ``M``, ``flops``; NaN where the design has none).
     largest_fit_flops : float
@@ -161,16 +151,10 @@ def fit_sets(df: pd.DataFrame, planned: pd.DataFrame, role: str = "role") -> Fit
 
     Parameters
     ----------
-    df : pandas.DataFrame
-        The runs present, with the role column.
-    planned : pandas.DataFrame
-        The runs of the design (``run_id``, ``M``, ``flops`` and the role column); ``df`` itself
-        when the design is not known.
+    df, planned : pandas.DataFrame
+        The runs present, and those of the design (``df`` itself when the design is not known),
+        with ``run_id``, ``M``, ``flops`` and the ``role`` column.
     role : str
-
-    Returns
-    -------
-    FitSets
 
     Examples
     --------
@@ -203,8 +187,7 @@ class LineVsLaw:
     span : float
         Loss range of all runs.
     slope_ratio : float
-        ``exp(-gamma * span)``: the law's slope at the high-loss end over that at the low end
-        (1 for a straight line).
+        ``exp(-gamma * span)``: the law's slope ratio across that range (1 for a line).
     rms_law, rms_line : float
         Residual RMS of the law and of the least-squares line on the fit runs.
     """
@@ -230,13 +213,8 @@ def line_vs_law(result, fit_runs: pd.DataFrame, all_runs: pd.DataFrame, loss: st
     result : scaling_lib.fit.FitResult
         The error law (:data:`scaling_lib.laws.ERROR`) fitted to ``fit_runs``.
     fit_runs, all_runs : pandas.DataFrame
-        The runs it was fitted to, and every run (for the loss range).
+        Its fit runs, and every run (for the loss range).
     loss, error : str
-        The law's input and target columns.
-
-    Returns
-    -------
-    LineVsLaw
 
     Examples
     --------
@@ -263,12 +241,9 @@ class ChainSplit:
 
     Attributes
     ----------
-    chain_err : float
-        The chained prediction ``(N, M) -> L -> Err`` of the error.
-    loss_err : float
-        The loss law alone, on the loss.
-    alone_err : float
-        The error law alone, applied to the measured loss.
+    chain_err, loss_err, alone_err : float
+        The chained prediction ``(N, M) -> L -> Err``; the loss law alone, on the loss; the
+        error law alone, applied to the measured loss.
     """
 
     chain_err: float
@@ -281,16 +256,11 @@ def chain_split(chain: pd.DataFrame, heldout: pd.DataFrame, loss: str) -> ChainS
 
     Parameters
     ----------
-    chain : pandas.DataFrame
-        From :func:`scaling_lib.protocols.chained_error_table` on ``heldout``.
-    heldout : pandas.DataFrame
-        The held-out runs, in the order of ``chain``.
+    chain, heldout : pandas.DataFrame
+        From :func:`scaling_lib.protocols.chained_error_table` on ``heldout``; the held-out
+        runs, in its order.
     loss : str
         Their measured loss.
-
-    Returns
-    -------
-    ChainSplit
 
     Examples
     --------
@@ -316,7 +286,7 @@ def label_tasks(per_task: pd.DataFrame, members, prefix: str = "err_") -> pd.Dat
     per_task : pandas.DataFrame
         From :func:`scaling_lib.downstream.per_task_fits`, indexed by error column.
     members : sequence of str
-        The error columns the average is the mean of.
+        The error columns of the average.
     prefix : str
 
     Returns
@@ -351,12 +321,12 @@ def per_task_view(per_task: pd.DataFrame, with_chance: bool = False) -> pd.DataF
     per_task : pandas.DataFrame
         From :func:`label_tasks`.
     with_chance : bool
-        Add the ``below chance`` column (needs ``above_chance``).
+        Add ``below chance`` (from ``above_chance``).
 
     Returns
     -------
     pandas.DataFrame
-        The :data:`PER_TASK_COLUMNS` under their headings, rounded to three decimals.
+        :data:`PER_TASK_COLUMNS` under their headings, to three decimals.
 
     Examples
     --------
@@ -379,10 +349,9 @@ class TaskSpread:
 
     Attributes
     ----------
-    outside_max : float
-        Largest spread (max minus min error over all runs) of a task outside the average.
-    inside_median : float
-        Median spread of the tasks in the average.
+    outside_max, inside_median : float
+        Largest spread (max minus min error over the runs) of a task outside the average, and
+        the median spread of the tasks in it.
     ranked : list of str
         The tasks of the average from the most to the least predictable by ``mae_over_spread``
         (``["none", "none", "none"]`` without held-out predictions).
@@ -409,15 +378,10 @@ def task_spread(df: pd.DataFrame, candidates, members, per_task=None) -> TaskSpr
     Parameters
     ----------
     df : pandas.DataFrame
-        The runs.
     candidates, members : sequence of str
         Every task's error column; those the average holds.
     per_task : pandas.DataFrame, optional
         From :func:`label_tasks`.
-
-    Returns
-    -------
-    TaskSpread
 
     Examples
     --------
@@ -442,18 +406,16 @@ def task_panels(df, per_task, names, members, loss, *, chance=None, role="role",
     Parameters
     ----------
     df : pandas.DataFrame
-        The runs (``loss``, the role column and one ``prefix + name`` column per task).
+        The runs (``loss``, the role column, one ``prefix + name`` column per task).
     per_task : pandas.DataFrame or None
-        From :func:`label_tasks`; orders the panels by ``mae_over_spread`` and draws the laws.
-    names : sequence of str
-        Task names (without ``prefix``), drawn in this order without ``per_task``.
-    members : sequence of str
-        Error columns of the average (the others are tagged "not in avg").
+        From :func:`label_tasks`: orders the panels by ``mae_over_spread``, draws the laws.
+    names, members : sequence of str
+        Task names (without ``prefix``; the order without ``per_task``); the error columns of
+        the average (the others are tagged "not in avg").
     loss : str
     chance : mapping, optional, keyword-only
         Chance error per error column, drawn dashed.
-    role, prefix : str, keyword-only
-    max_panels, ncols : int, keyword-only
+    role, prefix, max_panels, ncols : keyword-only
 
     Returns
     -------
@@ -505,19 +467,17 @@ def subsets_figure(study, by_size, *, seed=0):
 
     Parameters
     ----------
-    study : pandas.DataFrame or None
-        From :func:`scaling_lib.downstream.subset_study` (``size``, ``rel_err_pct``), chained.
-    by_size : pandas.DataFrame or None
-        From :func:`scaling_lib.downstream.summarize_subsets` of ``study``, with the median of
-        the study on the measured loss as ``"median, measured loss"``.
+    study, by_size : pandas.DataFrame or None
+        From :func:`scaling_lib.downstream.subset_study` (chained) and its
+        :func:`~scaling_lib.downstream.summarize_subsets`, with the median on the measured loss
+        as ``"median, measured loss"``.
     seed : int, keyword-only
-        Seed of the sideways jitter of the points.
+        Seed of the sideways jitter.
 
     Returns
     -------
     matplotlib.figure.Figure
-        The log axis is labelled at 1, 2 and 5 times each power of ten only, so that the labels
-        never overlap.
+        The log axis is labelled at 1, 2 and 5 times each power of ten only (no overlap).
 
     Examples
     --------
@@ -568,10 +528,9 @@ class PaperTarget:
     ----------
     N, M : float
         Model size as the paper names it, and token multiplier.
-    loss_pct : float
-        Relative error (%) of the over-training law's prediction of the loss on C4 eval.
-    error_pct : float
-        Relative error (%) of the 17-task average top-1 error, chained through that loss.
+    loss_pct, error_pct : float
+        Relative error (%) of the predicted loss on C4 eval, and of the 17-task average top-1
+        error chained through it.
     source : str
         Where in the paper (arXiv 2403.08540).
     """
@@ -584,12 +543,9 @@ class PaperTarget:
 
 
 PAPER_HELDOUT = (
-    # Gadre et al. (2024), "Language models scale reliably with over-training and on downstream
-    # tasks", arXiv 2403.08540: the two C4-trained runs held out from both laws. Loss on C4 eval
-    # from their Fig. 5 (one decimal); the chained 17-task error from their Fig. 12 (1.4B, one
-    # decimal) and Table 2 (6.9B, two decimals). The same values, one per row, are in
-    # scaling_lib.published_report.PAPER_RELATIVE_ERRORS, which the published-testbed chapter
-    # recomputes from the released numbers.
+    # Gadre et al. (2024), arXiv 2403.08540: their two C4-trained runs held out from both laws.
+    # Loss on C4 eval: Fig. 5 (one decimal); chained 17-task error: Fig. 12 (1.4B) and Table 2
+    # (6.9B). Also in published_report.PAPER_RELATIVE_ERRORS (checked against the released data).
     PaperTarget(N=1.4e9, M=80.0, loss_pct=1.5, error_pct=9.6, source="Fig. 5, Fig. 12"),
     PaperTarget(N=6.9e9, M=20.0, loss_pct=4.3, error_pct=0.14, source="Fig. 5, Table 2"),
 )
@@ -602,11 +558,9 @@ def paper_vs_testbed(chain: pd.DataFrame, heldout: pd.DataFrame, loss: str,
 
     Parameters
     ----------
-    chain : pandas.DataFrame
-        From :func:`scaling_lib.protocols.chained_error_table` on ``heldout`` (``pred_loss``,
-        ``rel_err_pct``).
-    heldout : pandas.DataFrame
-        Our held-out runs (``N``, ``M`` and ``loss``), in the order of ``chain``.
+    chain, heldout : pandas.DataFrame
+        From :func:`scaling_lib.protocols.chained_error_table` on ``heldout``; our held-out runs
+        (``N``, ``M`` and ``loss``), in its order.
     loss : str
     paper : sequence of PaperTarget
 
