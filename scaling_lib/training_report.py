@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
