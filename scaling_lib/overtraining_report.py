@@ -1,24 +1,14 @@
 """Tables, summaries and figures of the over-training chapter (Gadre et al. 2024 on our testbed).
 
-The chapter ``notebooks/overtraining_loss.md`` fits the over-training law (Gadre et al. 2024,
-eq. 4) to the runs of a small testbed, predicts held-out runs and backtests the protocol
-(:mod:`scaling_lib.backtest`).  The fits stay in the chapter; this module holds what it builds
-from them:
-
-* the run table's shape: :func:`one_train_set`, :func:`split_seeds`, :func:`loss_grid`,
-  :func:`seed_spread`, :func:`by_run`, :func:`table_or_note`;
-* parallel lines: :func:`slope_table`, :func:`common_slope`;
-* predictions of held-out runs: :func:`target_ratios`, :func:`predictions`, :func:`stacked`,
-  :func:`m_star_table`;
-* the backtest's bookkeeping: :func:`compute_cutoffs`, :func:`scored`, :func:`of_kind`,
-  :func:`split_summary`, :func:`extrapolation_errors`, :func:`paired_wins`;
-* curve points against finished runs: :func:`schedule_gaps`, :func:`curve_comparison`,
-  :func:`mean_errors`; where a series peaks: :func:`extremes`;
-* the figures: :func:`loss_lines_figure`, :func:`slopes_figure`, :func:`fit_figure`,
-  :func:`backtest_figure`, :func:`no_data_figure`.
-
-Nothing here fits a law from scratch, reads a file or names a model: runs are selected by their
-roles, seeds and sizes.  Every sentence of the chapter is written there, not here.
+``notebooks/overtraining_loss.md`` fits the over-training law (Gadre et al. 2024, eq. 4) to a
+small testbed, predicts held-out runs and backtests the protocol (:mod:`scaling_lib.backtest`).
+The fits stay in the chapter; this module holds what it builds from them: the run table's shape
+(:func:`split_seeds`, :func:`loss_grid`, :func:`seed_spread`), parallel lines
+(:func:`slope_table`, :func:`common_slope`), predictions (:func:`predictions`, :func:`stacked`,
+:func:`m_star_table`), the backtest's bookkeeping (:func:`split_summary`,
+:func:`extrapolation_errors`, :func:`paired_wins`), curve points against finished runs
+(:func:`schedule_gaps`, :func:`curve_comparison`) and the figures.  Nothing here fits a law from
+scratch, reads a file or names a model; every sentence of the chapter is written there.
 """
 
 from __future__ import annotations
@@ -156,13 +146,8 @@ def loss_grid(df, loss_col):
 
 
 def seed_spread(table, loss_col):
-    """Loss statistics of every (model, M) cell run with several seeds.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by ``model`` and ``M``: ``count``, ``mean``, ``std``, ``min``, ``max`` and
-        ``range (%)`` = 100 (max - min) / mean.
+    """Per (model, M) cell run with several seeds: ``count``, ``mean``, ``std``, ``min``,
+    ``max`` of the loss and ``range (%)`` = 100 (max - min) / mean.
 
     Examples
     --------
@@ -314,18 +299,9 @@ def stacked(tables: Mapping):
 def m_star_table(fits: Mapping, n_boot: int):
     """The law's own optimum ``M* = (b/a)^(1/(2 eta))`` (eq. 10) of each fit, with a bootstrap.
 
-    Parameters
-    ----------
-    fits : mapping of str to scaling_lib.fit.FitResult
-        Fitted over-training laws, by the label of their row (``None``: no row).
-    n_boot : int
-        Bootstrap replicates (:meth:`scaling_lib.fit.FitResult.bootstrap`); the unsuccessful
-        ones are dropped.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by ``fit``: ``M*`` and the 95% percentile interval ``lo``, ``hi``.
+    ``fits`` maps a row label to a fitted over-training law (``None``: no row); the result is
+    indexed by ``fit``, with ``M*`` and the 95% percentile interval ``lo``, ``hi`` over the
+    successful replicates of :meth:`scaling_lib.fit.FitResult.bootstrap` (``n_boot`` of them).
     """
     rows = []
     for label, res in fits.items():
@@ -442,19 +418,9 @@ def paired_wins(ok_bt, better: str, than: str):
 def schedule_gaps(df, pts, loss_col):
     """The longest run of each shape, read on its curve at each shorter run's D, against that run.
 
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        Finished runs (``model``, ``run_id``, ``D``, ``M``, the loss).
-    pts : pandas.DataFrame or None
-        Curve points (:func:`scaling_lib.backtest.curve_points`), with ``parent_run``.
-    loss_col : str
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``model``, ``long run M``, ``M``, ``finished`` (the shorter run's loss), ``mid-run``
-        (the longest run's curve interpolated in log D) and ``gap`` = mid-run - finished.
+    ``pts`` are curve points (:func:`scaling_lib.backtest.curve_points`) or None.  Columns:
+    ``model``, ``long run M``, ``M``, ``finished`` (the shorter run's loss), ``mid-run`` (the
+    longest run's curve interpolated in log D) and ``gap`` = mid-run - finished.
 
     Examples
     --------
@@ -485,17 +451,9 @@ CURVE_POINTS = ("final only", "final + curves")
 def curve_comparison(bt_final, bt_curves):
     """Per split and objective: the fitted ``eta`` and mean error ``err`` without and with curves.
 
-    Parameters
-    ----------
-    bt_final, bt_curves : pandas.DataFrame
-        :func:`scaling_lib.backtest.run_backtest` tables of the same splits, fitted on final
-        losses only and with curve points added.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by ``split`` and ``objective``; columns ``(eta | err, final only | final + curves)``.
-        Empty when ``bt_curves`` is.
+    ``bt_final`` and ``bt_curves`` are :func:`scaling_lib.backtest.run_backtest` tables of the
+    same splits, on final losses only and with curve points added.  Columns ``(eta | err,
+    final only | final + curves)``; no rows when ``bt_curves`` is empty.
     """
     columns = [(c, p) for c in ("eta", "err") for p in CURVE_POINTS]
     if not len(bt_curves):
@@ -631,15 +589,8 @@ def _parity(ax, tables: Mapping, loss_col):
 
 
 def fit_figure(df, loss_col, fits: Mapping, preds: Mapping, roles):
-    """Two fitted laws over the runs (top) and predicted against actual loss (bottom left).
-
-    Parameters
-    ----------
-    fits : mapping of str to scaling_lib.fit.FitResult
-        Two fits, by objective.
-    preds : mapping of str to Predictions
-        Their predictions (:func:`predictions`).
-    """
+    """Two fitted laws (``fits``, by objective) over the runs (top) and their predictions
+    (``preds``, :func:`predictions`) against the actual losses (bottom left)."""
     if not fits:
         return no_data_figure("no fit yet: too few finished fit runs")
     fig, axes = plt.subplots(2, 2, figsize=plotting.grid_size(2, 2, 0.9))
@@ -681,12 +632,8 @@ def _error_vs_ratio(ax, key, rows, title, colors, objectives):
 def backtest_figure(panels, objectives):
     """Relative error against compute ratio for two backtest tables, side by side.
 
-    Parameters
-    ----------
-    panels : list of (pandas.DataFrame, str)
-        Two :func:`scaling_lib.backtest.run_backtest` tables and their titles.
-    objectives : tuple of str
-        Filled circles for the first, open triangles for the second.
+    ``panels`` holds two (:func:`scaling_lib.backtest.run_backtest` table, title) pairs; the
+    first objective is drawn as filled circles, the second as open triangles.
     """
     fig, axes = plt.subplots(2, 2, figsize=(plotting.PAGE_WIDTH, 4.3),
                              gridspec_kw={"height_ratios": [3, 0.9]})
