@@ -37,6 +37,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from scaling_lib import _solver
+
 __all__ = [
     "BOUND_RTOL", "EXTRAPOLATION_WARN", "MIN_BOOT_SHARE", "SINGULAR_RTOL", "START_RTOL", "bootstrap_warnings",
     "bound_warnings", "checklist", "compute_of", "direction_warnings", "dof_warnings", "extrapolation",
@@ -417,8 +419,11 @@ def checklist(result) -> pd.Series:
     optimiser = {
         "profile": "variable projection: bounded linear least squares for the linear parameters, "
                    "grid scan then bounded Brent / trust-region search of the exponents",
-        "full": "bounded trust-region least squares (scipy least_squares, trf) on all parameters"
-                + (", Huber thresholds shrinking to delta" if result.objective == "huber_log" else ""),
+        "full": ("Gauss-Newton on the Huber loss with an exact line search and the linear parameters "
+                 "re-solved each step, after a smooth log-space stage from the best grid points"
+                 if result.objective == "huber_log" and _solver._HUBER["solver"] == "newton"
+                 else "bounded trust-region least squares (scipy least_squares, trf) on all parameters"
+                 + (", Huber thresholds shrinking to delta" if result.objective == "huber_log" else "")),
     }[result.method]
     objective = {"lsq": "least squares on the target" + (" (log)" if law.fit_space == "log" else ""),
                  "huber_log": f"Huber loss (delta={result.delta:g}) of log residuals"}[result.objective]

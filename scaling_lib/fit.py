@@ -25,11 +25,14 @@ points (a bounded Brent search for one exponent, trust-region least squares
 for several). A grid of a few exponents so replaces the paper's 128 blind
 starts. Other cases run bounded trust-region least squares
 (``scipy.optimize.least_squares``) on all parameters from every grid point,
-each start profiled first; ``"huber_log"`` does a smooth log-space
-least-squares stage and then minimises Huber losses with a threshold
-shrinking to ``delta``. A start that raises or fails to converge is
-recorded and counted, never fatal. (The solver itself lives in the private
-module ``scaling_lib._solver``.)
+each start profiled first. ``"huber_log"`` screens the grid with the linear
+parameters solved by weighted bounded least squares, gives the best few
+points a smooth log-space stage and then minimises the Huber loss at
+``delta`` by Gauss-Newton with an exact line search, analytic Jacobians and
+the linear parameters re-solved after every step (about as fast as least
+squares). A start that raises or fails to converge is recorded and counted,
+never fatal. (The solvers live in the private modules ``scaling_lib._solver``,
+``_solver_core`` and ``_huber``.)
 
 Parameter intervals (:meth:`FitResult.ci`) come from a bootstrap over runs
 (resample the rows, refit from the optimum, take quantiles). Prediction

@@ -341,7 +341,7 @@ def test_accepts_a_mapping_of_arrays():
     np.testing.assert_allclose(res.params["alpha"], TRUE["saturating_power"]["alpha"], rtol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["fit", "_solver"])
+@pytest.mark.parametrize("name", ["fit", "_solver_core", "_huber"])
 def test_docstring_examples(name):
     import doctest
     import importlib
