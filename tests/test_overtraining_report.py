@@ -11,6 +11,7 @@ import pytest  # noqa: E402
 from numpy.testing import assert_allclose  # noqa: E402
 
 from scaling_lib import backtest, fit, laws  # noqa: E402
+from scaling_lib import overtraining_figures as otf  # noqa: E402
 from scaling_lib import overtraining_report as otr  # noqa: E402
 
 TRUE = {"E": 1.8, "a": 40.0, "b": 120.0, "eta": 0.15}
@@ -168,11 +169,11 @@ def test_figures_draw(grid):
     preds["lsq"].grid["lo"] = preds["lsq"].grid["hi"] = preds["lsq"].grid["pred"]
     slopes = backtest.slope_per_M(grid, "loss", n_boot=0)
     bt = backtest.run_backtest(grid, backtest.shape_splits(grid), "loss", interval=None)
-    figs = [otr.loss_lines_figure(grid, "loss", grid["role"]),
-            otr.slopes_figure(slopes.assign(lo=slopes["t_lo"], hi=slopes["t_hi"])),
-            otr.fit_figure(grid, "loss", {"lsq": res, "again": res}, preds, grid["role"]),
-            otr.fit_figure(grid, "loss", {}, {}, grid["role"]),
-            otr.backtest_figure([(bt, "a"), (bt.iloc[:0], "b")], ("lsq",))]
+    figs = [otf.loss_lines_figure(grid, "loss", grid["role"]),
+            otf.slopes_figure(slopes.assign(lo=slopes["t_lo"], hi=slopes["t_hi"])),
+            otf.fit_figure(grid, "loss", {"lsq": res, "again": res}, preds, grid["role"]),
+            otf.fit_figure(grid, "loss", {}, {}, grid["role"]),
+            otf.backtest_figure([(bt, "a"), (bt.iloc[:0], "b")], ("lsq",))]
     assert [len(f.axes) for f in figs] == [2, 2, 4, 1, 4]
     for f in figs:
         plt.close(f)
