@@ -156,6 +156,32 @@ class Claims:
 
     # --- the list --------------------------------------------------------------------------------
 
+    def group(self, name: str, names) -> str:
+        """Glue one box for several claims checked already, as ``claim_<name>``.
+
+        A sentence that states several directions pastes one box for all of them: the boxes of
+        those that do not hold, one after the other (empty when all hold).  Returns the text.
+
+        Examples
+        --------
+        >>> book = Claims("demo", mode="warn", display=False)
+        >>> _ = book.less("a", 1, 2, "one is less than two")
+        >>> _ = book.less("b", 3, 2, "three is less than two")
+        >>> print(book.group("ab", ["a", "b"]).splitlines()[1])
+        The text says three is less than two; the data show 3 against 2.
+        """
+        by_name = {c.name: c for c in self.claims}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise ValueError(f"chapter {self.chapter}: group {name!r} names unchecked claims {unknown}")
+        text = "".join(by_name[n].box() for n in names)
+        if self.display:
+            from IPython.display import Markdown
+            from myst_nb import glue
+
+            glue(f"claim_{name}", Markdown(text), display=False)
+        return text
+
     def to_records(self) -> list[dict]:
         """Every claim checked so far, as JSON-able dicts."""
         return [asdict(c) for c in self.claims]

@@ -63,3 +63,13 @@ def test_the_status_page_reads_published_claims(tmp_path):
     found = ext._registry(tmp_path, "notebooks/ch")
     assert [(c["name"], c["holds"]) for c in found] == [("a", True), ("b", False)]
     assert ext._registry(tmp_path, "notebooks/other") == []
+
+
+def test_a_group_box_holds_the_boxes_of_the_claims_that_fail():
+    book = claims.Claims("ch", mode="warn", display=False)
+    book.less("a", 1.0, 2.0, "one is less than two")
+    book.less("b", 3.0, 2.0, "three is less than two")
+    assert book.group("ab", ["a"]) == ""
+    assert book.group("ab", ["a", "b"]) == book.claims[1].box()
+    with pytest.raises(ValueError, match="names unchecked claims"):
+        book.group("x", ["a", "zzz"])
