@@ -62,6 +62,9 @@ class Claim:
     expected: str
     observed: str
 
+    def _ipython_display_(self) -> None:
+        """Nothing in a notebook's output: a failing claim has shown its box already (warn mode)."""
+
     def box(self) -> str:
         """The MyST Markdown pasted below the claim's sentence: empty when it holds."""
         if self.holds:

@@ -289,6 +289,9 @@ def loss_vs_compute(df, loss, *, result=None, roles=None, ax=None, extend=1.5, t
     lo, hi = np.nanmin(y), np.nanmax(y)
     pad = (hi / lo) ** 0.08
     ax.set_ylim(lo / pad, hi * pad)
+    if hi / lo < 10:  # less than a decade: a log locator would leave one or two labelled ticks
+        ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+        ax.yaxis.set_minor_locator(mpl.ticker.NullLocator())
     ax.yaxis.set_minor_formatter(mpl.ticker.FormatStrFormatter("%.1f"))
     ax.yaxis.set_major_formatter(mpl.ticker.FormatStrFormatter("%.1f"))
     if title:
