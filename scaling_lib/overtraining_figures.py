@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -31,12 +32,33 @@ def _legend_panel(src, dst, others=()):
         plotting.move_legends(ax, None)
 
 
-def loss_lines_figure(df, loss_col, roles):
-    """Loss against compute, one line per M, with the legends in a panel beside it."""
-    fig, (ax, spare) = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH, 3.6),
-                                    gridspec_kw={"width_ratios": [2.6, 1]})
-    plotting.loss_vs_compute(df, loss_col, roles=roles, ax=ax)
-    _legend_panel(ax, spare)
+def loss_lines_figure(df, loss_col, roles, result=None):
+    """Loss against compute, one line per M; with a fitted over-training law, beside it the
+    reducible loss ``L - E`` on log-log axes with the law's lines of common slope ``-eta``
+    (the parallel lines of Gadre et al. 2024). The legends go in a panel of their own."""
+    with_law = result is not None and result.success
+    widths = [1.45, 1.45, 1.5] if with_law else [2.6, 1.0]
+    fig, axes = plt.subplots(1, len(widths), figsize=(plotting.PAGE_WIDTH, 3.6),
+                             gridspec_kw={"width_ratios": widths})
+    plotting.loss_vs_compute(df, loss_col, roles=roles, ax=axes[0])
+    if with_law:
+        axes[0].set_xlabel("compute $C$ (FLOPs)")
+    if with_law:
+        ax, p = axes[1], result.params
+        colors = plotting.m_colors(df["M"])
+        C = np.logspace(np.log10(df["flops"].min()), np.log10(df["flops"].max()), 50)
+        for m, color in colors.items():
+            sub = df[df["M"] == m]
+            ax.scatter(sub["flops"], sub[loss_col] - p["E"], color=color, s=14, zorder=3)
+            reducible = (p["a"] * m ** p["eta"] + p["b"] * m ** -p["eta"]) * C ** -p["eta"]
+            ax.plot(C, reducible, color=color, lw=1.2)
+        ax.set(xscale="log", yscale="log", xlabel="compute $C$ (FLOPs)",
+               ylabel=f"$L - E$, E = {p['E']:.2f} (nats/token)")
+        ax.set_title(f"$\\eta$ = {p['eta']:.3f}: slope $-\\eta$ for every $M$", fontsize="small")
+        ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5))
+        ax.yaxis.set_minor_locator(mpl.ticker.NullLocator())
+        ax.yaxis.set_major_formatter(mpl.ticker.FormatStrFormatter("%.1f"))
+    _legend_panel(axes[0], axes[-1])
     fig.tight_layout()
     return fig
 
