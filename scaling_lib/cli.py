@@ -343,12 +343,7 @@ def cmd_predict(args, out) -> int:
 
 
 def cmd_backtest(args, out) -> int:
-    law = _law(args.law)
-    df = _load(args.table)
-    _need_column(df, args.target, "--target", args.table)
-    mapping = _input_columns(law, _pairs(args.input, "--input"), df, args.table)
-    df = _select(df, args.fit_query, args.table)
-    _enough_runs(df, law, args.table, args.fit_query)
+    law, df, mapping = _prepared(args)
     work = df.copy()
     for name, column in mapping.items():  # run_backtest reads the law's inputs by their own names
         work[name] = work[column]

@@ -12,7 +12,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 from scaling_lib import fit, laws, runs
 from scaling_lib.laws import Law
 
-from conftest import OPENLM, needs_openlm
+from conftest import FRAGILE, OPENLM, needs_openlm
 
 # ----------------------------------------------------------------------------- synthetic data
 
@@ -95,27 +95,6 @@ def test_huber_log_resists_an_outlier():
 
 
 # ----------------------------------------------------------------------------- starts
-
-
-def _fragile(p, x):
-    if p[2] > 1.0:
-        raise ValueError("exponent out of the supported range")
-    return p[0] + p[1] * x["x"] ** -p[2]
-
-
-def _fragile_basis(p, x):
-    if p[2] > 1.0:
-        raise ValueError("exponent out of the supported range")
-    return np.column_stack([np.ones_like(x["x"]), x["x"] ** -p[2]])
-
-
-FRAGILE = Law(
-    name="fragile", param_names=("E", "A", "alpha"), inputs=("x",), function=_fragile,
-    bounds=((0.0, np.inf), (0.0, np.inf), (1e-4, 5.0)),
-    start_grid=(("alpha", (0.05, 0.2, 2.0, 3.0)),),
-    latex_template="{E} + {A} x^{{-{alpha}}}", symbols=("E", "A", r"\alpha"),
-    linear_params=("E", "A"), basis=_fragile_basis,
-)
 
 
 def test_failed_starts_are_counted_not_fatal():

@@ -109,10 +109,10 @@ def test_fused_adamw_runs_on_cpu_and_matches_the_loop_implementation():
         torch.testing.assert_close(a, b)
 
 
-def test_train_selects_the_cuda_settings_only_on_cuda(monkeypatch):
-    """On the CPU ``train`` uses a non-fused AdamW, no torch.compile and float32 logits."""
+def _spy_on_settings(monkeypatch, *, allow_compile: bool) -> dict:
+    """Record the trainer's AdamW ``fused`` flags, ``torch.compile`` calls and logits dtypes."""
     seen = {"fused": [], "compiled": 0, "dtypes": set()}
-    real_adamw, real_loss = torch.optim.AdamW, trainer.lm_loss
+    real_adamw, real_compile, real_loss = torch.optim.AdamW, torch.compile, trainer.lm_loss
 
     def adamw(*args, **kwargs):
         seen["fused"].append(kwargs.get("fused"))
@@ -120,7 +120,9 @@ def test_train_selects_the_cuda_settings_only_on_cuda(monkeypatch):
 
     def compile_(*args, **kwargs):
         seen["compiled"] += 1
-        raise AssertionError("torch.compile must not be called on the CPU path")
+        if not allow_compile:
+            raise AssertionError("torch.compile must not be called on the CPU path")
+        return real_compile(*args, **kwargs)
 
     def loss(logits, *args, **kwargs):
         seen["dtypes"].add(logits.dtype)
@@ -129,6 +131,12 @@ def test_train_selects_the_cuda_settings_only_on_cuda(monkeypatch):
     monkeypatch.setattr(torch.optim, "AdamW", adamw)
     monkeypatch.setattr(torch, "compile", compile_)
     monkeypatch.setattr(trainer, "lm_loss", loss)
+    return seen
+
+
+def test_train_selects_the_cuda_settings_only_on_cuda(monkeypatch):
+    """On the CPU ``train`` uses a non-fused AdamW, no torch.compile and float32 logits."""
+    seen = _spy_on_settings(monkeypatch, allow_compile=False)
     res = trainer.train(_cfg(8 * 16 * 2), _tokens(), _tokens()[:1000], device="cpu", progress=False)
     assert np.isfinite(res.final_loss)
     assert seen == {"fused": [False], "compiled": 0, "dtypes": {torch.float32}}
@@ -175,24 +183,7 @@ def test_gpu_settings_checkpoint_resumes_to_the_same_run(fp32_and_gpu_runs, tmp_
 
 def test_train_runs_its_gpu_path_on_the_cpu(monkeypatch, tmp_path):
     """``train(..., gpu_settings=True)``: fused AdamW, compile, bf16 logits; finite, near fp32, resumable."""
-    seen = {"fused": [], "compiled": 0, "dtypes": set()}
-    real_adamw, real_compile, real_loss = torch.optim.AdamW, torch.compile, trainer.lm_loss
-
-    def adamw(*args, **kwargs):
-        seen["fused"].append(kwargs.get("fused"))
-        return real_adamw(*args, **kwargs)
-
-    def compile_(*args, **kwargs):
-        seen["compiled"] += 1
-        return real_compile(*args, **kwargs)
-
-    def loss(logits, *args, **kwargs):
-        seen["dtypes"].add(logits.dtype)
-        return real_loss(logits, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim, "AdamW", adamw)
-    monkeypatch.setattr(torch, "compile", compile_)
-    monkeypatch.setattr(trainer, "lm_loss", loss)
+    seen = _spy_on_settings(monkeypatch, allow_compile=True)
     cfg, tokens = _cfg(), _tokens()
     fp32 = trainer.train(cfg, tokens, tokens[:1000], device="cpu", progress=False)
     gpu = trainer.train(cfg, tokens, tokens[:1000], device="cpu", progress=False, gpu_settings=True)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy.optimize import OptimizeWarning, least_squares, minimize
 
+from conftest import FRAGILE
 from scaling_lib import _solver, fit, laws
 from scaling_lib.laws import Law
 
@@ -214,26 +215,6 @@ def test_starts_table_of_a_huber_fit():
     assert bool(best["refined"]) and bool(best["success"])
     assert 1 <= res.starts["refined"].sum() <= 3
     assert (res.starts.loc[~res.starts["refined"], "message"] == "screened (not refined)").all()
-
-
-def _fragile(p, x):
-    if p[2] > 1.0:
-        raise ValueError("exponent out of the supported range")
-    return p[0] + p[1] * x["x"] ** -p[2]
-
-
-def _fragile_basis(p, x):
-    if p[2] > 1.0:
-        raise ValueError("exponent out of the supported range")
-    return np.column_stack([np.ones_like(x["x"]), x["x"] ** -p[2]])
-
-
-FRAGILE = Law(
-    name="fragile", param_names=("E", "A", "alpha"), inputs=("x",), function=_fragile,
-    bounds=((0.0, np.inf), (0.0, np.inf), (1e-4, 5.0)), start_grid=(("alpha", (0.05, 0.2, 2.0, 3.0)),),
-    latex_template="{E} + {A} x^{{-{alpha}}}", symbols=("E", "A", r"\alpha"),
-    linear_params=("E", "A"), basis=_fragile_basis,
-)
 
 
 def test_huber_starts_that_raise_are_recorded():
