@@ -30,6 +30,13 @@ beside it.  Each row also gives the training FLOPs per token of both models
 (``6 x`` matrix-multiply parameters, head included, plus causal attention
 ``6 L T d``), so that the reader can see how much of a gap is arithmetic.
 
+``--ablate qk-norm-rope`` times, in place of ours, our model with the
+queries and keys passed to attention as they leave the QKV projection (no
+qk-norm, no rotary rotation): not the trained architecture, labelled as such,
+and there to show how much of a gap those two computations account for
+(nanoGPT has neither; they cost no matrix FLOPs, so the FLOP columns do not
+see them).
+
 On CUDA both models run under bf16 autocast and ``torch.compile`` with a fused
 AdamW, and the MFU (``6 N`` FLOPs per token over the device's dense bf16 peak,
 named with ``--peak``) is printed as well.
@@ -38,6 +45,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_train.py --threads 1
     .venv/bin/python benchmarks/bench_train.py --shapes 64,3,4 --ref masked --rounds 3
+    .venv/bin/python benchmarks/bench_train.py --shapes 128,4,8 --ablate qk-norm-rope
 
 Timings belong here, never in the tests.
 """
@@ -53,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scaling_lib.training.model import GPT, GPTConfig, lm_loss
+from scaling_lib.training.model import GPT, Attention, GPTConfig, lm_loss
 
 #: dense (no sparsity) bf16 tensor-core peaks in FLOP/s, by a substring of the device name
 BF16_PEAKS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "L4": 121e12}
@@ -188,6 +196,27 @@ def our_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (ce + z) / y.numel()
 
 
+class AttentionWithoutQKNormRope(Attention):
+    """Our attention with queries and keys straight from the projection (the ``--ablate`` row; not our model)."""
+
+    def forward(self, x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape  # (B, T, C)
+        H, hd = self.n_heads, self.head_dim
+        w_qk, w_v = self.qkv.weight.split(2 * C)  # (2C, C), (C, C)
+        qk = F.linear(x, w_qk).view(B, T, 2 * H, hd)  # (B, T, 2H, hd)
+        v = F.linear(x, w_v).view(B, T, H, hd)  # (B, T, H, hd)
+        q, k = (t.transpose(1, 2) for t in qk.split(H, dim=2))  # (B, H, T, hd) each
+        y = F.scaled_dot_product_attention(q, k, v.transpose(1, 2), is_causal=True)  # (B, H, T, hd)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
+
+
+def ablated(model: GPT) -> GPT:
+    """``model`` with every attention layer swapped for :class:`AttentionWithoutQKNormRope` (same weights)."""
+    for block in model.blocks:
+        block.attn.__class__ = AttentionWithoutQKNormRope
+    return model
+
+
 def our_matmul_params(cfg: GPTConfig) -> int:
     d, f = cfg.d_model, cfg.hidden
     return cfg.n_layers * (4 * d * d + 3 * d * f) + cfg.vocab_size * d
@@ -253,7 +282,7 @@ def compare(spec: str, args) -> dict:
     torch.manual_seed(0)
     batch = torch.randint(0, args.vocab, (args.batch, args.seq_len + 1))
     cfg = GPTConfig(d_model=d, n_layers=n_layers, n_heads=h, vocab_size=args.vocab, seq_len=args.seq_len)
-    ours = GPT(cfg)
+    ours = GPT(cfg) if args.ablate == "none" else ablated(GPT(cfg))
     ref_cls = NanoGPT if args.ref == "nanogpt" else MaskedGPT
     ref = ref_cls(d, n_layers, h, args.vocab, args.seq_len)
     compile_model = args.device.startswith("cuda") and not args.no_compile
@@ -291,6 +320,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="d_model,n_layers,n_heads per shape")
     parser.add_argument("--ref", choices=("nanogpt", "masked"), default="nanogpt",
                         help="reference model: nanoGPT-style (default) or masked-softmax textbook GPT")
+    parser.add_argument("--ablate", choices=("none", "qk-norm-rope"), default="none",
+                        help="time our model without qk-norm and rotary in place of ours (labelled; not our model)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--vocab", type=int, default=1024)
@@ -311,6 +342,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
           f"threads={args.threads} batch={args.batch}x{args.seq_len} vocab={args.vocab} ref={args.ref}; "
           f"{args.rounds} rounds of {args.steps} step(s), ours and ref alternating; medians; "
           f"tok/s by {clock} clock" + ("" if on_cuda else "; wall ratio: the same by wall clock"))
+    if args.ablate != "none":
+        print("ABLATION: 'ours' below is our model WITHOUT qk-norm and rotary positions, not the trained architecture")
     print(f"{'shape':>10} {'N ours':>10} {'N ref':>10} {'ours tok/s':>11} {'ref tok/s':>10} {'ratio':>6}"
           f" {'(min-max)':>11} {'wall ratio':>10} {'MF/tok ours':>11} {'MF/tok ref':>10}"
           + (f"  MFU ours ({peak_name} {peak / 1e12:.0f} TF/s)" if on_cuda else ""))

@@ -6,7 +6,16 @@ import torch
 import torch.nn.functional as F
 
 from scaling_lib import counting
-from scaling_lib.training.model import GPT, GPTConfig, lm_loss, swiglu_width
+from scaling_lib.training.model import (
+    GPT,
+    GPTConfig,
+    apply_rotary,
+    lm_loss,
+    pair_order,
+    rotary_tables,
+    rotate_pairs,
+    swiglu_width,
+)
 
 
 @pytest.mark.parametrize(
@@ -218,3 +227,22 @@ def test_lm_loss_is_stable_for_large_logits():
     ref = F.cross_entropy(logits[0], torch.tensor([2, 0]), reduction="sum")
     torch.testing.assert_close(ce, ref)
     assert torch.isfinite(z)
+
+
+@pytest.mark.parametrize("compiling", [False, True])
+def test_rotate_pairs_is_the_textbook_rotation_in_pair_order(monkeypatch, compiling):
+    """Channels in pair order rotated by ``rotate_pairs`` are the textbook rotation's channels in that order.
+
+    ``compiling=True`` takes the real-arithmetic branch that ``torch.compile`` traces.
+    """
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: compiling)
+    T, hd = 7, 12
+    cos, sin = rotary_tables(T, hd, 10000.0)
+    table = torch.stack((cos, sin), dim=-1).unsqueeze(1)  # (T, 1, hd/2, 2)
+    x = torch.randn(2, T, 3, hd, generator=torch.Generator().manual_seed(3))  # (B, T, heads, hd)
+    order = pair_order(hd)
+    textbook = apply_rotary(x.transpose(1, 2), cos, sin).transpose(1, 2)  # (B, T, heads, hd)
+    got = rotate_pairs(x[..., order], table)
+    np.testing.assert_allclose(got.numpy(), textbook[..., order].numpy(), rtol=1e-6, atol=1e-6)
+    back = rotate_pairs(got, table, inverse=True)
+    np.testing.assert_allclose(back.numpy(), x[..., order].numpy(), rtol=1e-5, atol=1e-6)

@@ -36,12 +36,17 @@ activations, so the forward and backward are arranged to make few:
   linear), queries and keys are normalised, scaled and rotated together by
   one autograd function with a hand-written backward, and the rotary tables
   are built once as buffers;
+* the query and key channels of each head are taken pair by pair (a fixed
+  reordering of their weight rows, which changes no attention score), so
+  that the rotary rotation is one complex multiply over contiguous memory
+  instead of four kernels over half rows;
 * the QKV and gate/up matrices stay single parameters (same layout, same
   initialisation draw for draw) but are applied as row blocks, so that every
   elementwise kernel sees contiguous inputs.
 
 ``benchmarks/bench_train.py`` times training steps against a nanoGPT-style
-model of the same shape.
+model of the same shape; its ``--ablate qk-norm-rope`` row shows what the
+qk-norm and the rotary positions, which nanoGPT does not compute, cost.
 
 Examples
 --------
@@ -93,39 +98,47 @@ def rotary_tables(seq_len: int, head_dim: int, base: float) -> tuple[torch.Tenso
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs ``(x[..., :h], x[..., h:])`` of ``x`` (..., T, hd) by the tables (T, hd/2).
+    """Rotate channel pairs ``(x[..., j], x[..., j + hd/2])`` of ``x`` (..., T, hd) by the tables (T, hd/2).
 
     The textbook form of the rotation; :class:`Attention` computes the same
-    numbers with the gain folded into full-width tables
-    (:func:`rotate_half`).
+    numbers on channels stored pair by pair (:func:`pair_order`,
+    :func:`rotate_pairs`).
     """
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]  # (..., T, hd/2) each
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    """``cat(x[..., h:], x[..., :h])``: the channel swap of the rotary rotation (its own inverse)."""
-    half = x.shape[-1] // 2
-    return torch.cat((x[..., half:], x[..., :half]), dim=-1)
+def pair_order(head_dim: int) -> torch.Tensor:
+    """The channel order ``0, h, 1, h + 1, ...`` (``h = head_dim / 2``) that stores each rotary pair side by side.
 
-
-def _rotate(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``x * a + rotate_half(x) * b`` for broadcastable tables ``a``, ``b`` (no autograd).
-
-    From a head size of 16 up the two halves of the output are written in
-    place from views of the halves of ``x`` (two elementwise passes instead of
-    three, no copy for ``rotate_half``); below that the half rows are too short
-    for the vector units and the plain form is faster.
+    >>> pair_order(6).tolist()
+    [0, 3, 1, 4, 2, 5]
     """
-    half = x.shape[-1] // 2
-    if half < 8:
-        return torch.addcmul(x * a, rotate_half(x), b)
-    out = torch.empty_like(x)
-    x1, x2, o1, o2 = x[..., :half], x[..., half:], out[..., :half], out[..., half:]
-    torch.mul(x1, a[..., :half], out=o1).addcmul_(x2, b[..., :half])
-    torch.mul(x2, a[..., half:], out=o2).addcmul_(x1, b[..., half:])
-    return out
+    half = head_dim // 2
+    return torch.stack((torch.arange(half), torch.arange(half) + half), dim=-1).flatten()
+
+
+def rotate_pairs(x: torch.Tensor, table: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+    """Rotate the adjacent channel pairs of ``x`` (..., T, n, hd) by the angles of ``table`` (T, 1, hd/2, 2).
+
+    ``table[..., 0]`` and ``table[..., 1]`` hold the cosines and sines;
+    ``inverse`` rotates by the opposite angles (the transpose, for the
+    backward).  In eager mode the pair ``(a, b)`` is the complex number
+    ``a + ib`` and the rotation one complex multiply, a single kernel over
+    contiguous memory; under ``torch.compile``, whose code generators do not
+    take complex tensors, the same numbers come from real arithmetic.
+    """
+    if torch.compiler.is_compiling():
+        cos, sin = table.unbind(-1)  # (T, 1, hd/2) each
+        if inverse:
+            sin = -sin
+        a, b = x.unflatten(-1, (-1, 2)).unbind(-1)  # (..., T, n, hd/2) each
+        return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2)
+    turn = torch.view_as_complex(table)  # (T, 1, hd/2)
+    if inverse:
+        turn = turn.conj()
+    return torch.view_as_real(torch.view_as_complex(x.unflatten(-1, (-1, 2))) * turn).flatten(-2)
 
 
 class _QKNormRope(torch.autograd.Function):
@@ -133,38 +146,39 @@ class _QKNormRope(torch.autograd.Function):
 
     Input ``c`` (B, T, 2H, hd) are the queries and keys already centred per
     head (the centring is folded into the weights, see :class:`Attention`),
-    so the layer norm reduces to ``n = c * rstd`` with
-    ``rstd = 1 / sqrt(mean(c^2) + eps)`` (one fused RMS kernel; the layer-norm
-    kernel is about five times slower on rows of 16 channels).  With the gain
-    ``g`` (2H, hd) and ``rot = rotate_half``
+    with their channels in :func:`pair_order`.  The layer norm then reduces
+    to ``n = c * rstd`` with ``rstd = 1 / sqrt(mean(c^2) + eps)`` (a vector
+    norm over the head's channels and one multiply; the layer-norm and RMS
+    kernels are two to five times slower on rows of 16 channels), and with
+    the gain ``g`` (2H, hd)
 
-        out = rope(n * g) = n * (g * cos2) + rot(n) * (rot(g) * sin2).
+        out = rotate_pairs(n * g).
 
-    Backward: ``grad_r = rope^T(grad) = grad * cos2 - rot(grad) * sin2``;
+    Backward: ``grad_r = rotate_pairs(grad, inverse=True)``;
     ``dg = sum_{B,T} grad_r * n``; ``dc`` is the layer-norm backward of
     ``grad_r * g`` (whose mean-removal term the centring projects out anyway).
     """
 
     @staticmethod
-    def forward(ctx, c, gain, cos2, sin2, eps):
+    def forward(ctx, c, gain, table, eps):
         hd = c.shape[-1]
         ctx.in_dtype = c.dtype
-        c = c.float()  # norms in float32 (under bf16 autocast too, as autocast runs layer norms)
-        n, rstd = torch.ops.aten._fused_rms_norm(c, [hd], None, eps)  # (B, T, 2H, hd), (B, T, 2H, 1)
-        out = _rotate(n, cos2 * gain, sin2 * rotate_half(gain))
-        ctx.save_for_backward(c, n, rstd, gain, cos2, sin2)
+        c = c.float().contiguous()  # norms in float32 (under bf16 autocast too, as autocast runs layer norms)
+        rstd = torch.linalg.vector_norm(c, dim=-1, keepdim=True).square_().div_(hd).add_(eps).rsqrt_()  # (B, T, 2H, 1)
+        n = c * rstd  # (B, T, 2H, hd)
+        out = rotate_pairs(n * gain, table)  # (B, T, 2H, hd)
+        ctx.save_for_backward(c, n, rstd, gain, table)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        c, n, rstd, gain, cos2, sin2 = ctx.saved_tensors
-        grad = grad.float().contiguous()
-        grad_r = _rotate(grad, cos2, -sin2)  # (B, T, 2H, hd)
+        c, n, rstd, gain, table = ctx.saved_tensors
+        grad_r = rotate_pairs(grad.float().contiguous(), table, inverse=True)  # (B, T, 2H, hd)
         d_gain = (grad_r * n).sum(dim=(0, 1))  # (2H, hd)
         grad_c = torch.ops.aten.native_layer_norm_backward(
             grad_r.mul_(gain), c, [c.shape[-1]], torch.zeros_like(rstd), rstd, None, None, [True, False, False]
         )[0]
-        return grad_c.to(ctx.in_dtype), d_gain.to(gain.dtype), None, None, None
+        return grad_c.to(ctx.in_dtype), d_gain.to(gain.dtype), None, None
 
 
 class Attention(nn.Module):
@@ -179,8 +193,13 @@ class Attention(nn.Module):
       their mean: a ``(2 C, C)`` operation per step instead of one over every
       token); the projection of the centred rows then needs only the RMS
       scaling;
+    * the query and key rows, and their gains, are taken in
+      :func:`pair_order` within each head, so that every rotary pair lies in
+      adjacent channels.  Attention scores are sums over a head's channels, in
+      any order, so the scores and the output are those of the textbook
+      order; the parameters keep the textbook layout;
     * queries and keys are normalised, scaled and rotated together in one
-      :class:`_QKNormRope` (per-head gains folded into the rotary tables);
+      :class:`_QKNormRope`;
     * queries-and-keys and values are two matrix products with row blocks of
       the one ``(3 C, C)`` parameter, so that each output is contiguous; the
       attention output comes back in ``(B, T, H, hd)`` memory order, so the
@@ -197,18 +216,19 @@ class Attention(nn.Module):
         # one gain per head and channel: (H, hd), statistics over hd
         self.q_norm = GainLayerNorm((cfg.n_heads, cfg.head_dim), cfg.norm_eps)
         self.k_norm = GainLayerNorm((cfg.n_heads, cfg.head_dim), cfg.norm_eps)
+        self.register_buffer("pairs", pair_order(cfg.head_dim), persistent=False)
 
-    def forward(self, x: torch.Tensor, cos2: torch.Tensor, sin2: torch.Tensor) -> torch.Tensor:
-        """``x`` (B, T, C); ``cos2``, ``sin2`` (T, 1, hd) full-width rotary tables."""
+    def forward(self, x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
+        """``x`` (B, T, C); ``rope`` (T, 1, hd/2, 2) the rotary cosines and sines."""
         B, T, C = x.shape  # (B, T, C)
         H, hd = self.n_heads, self.head_dim
         w_qk, w_v = self.qkv.weight.split(2 * C)  # (2C, C), (C, C)
         w_qk = w_qk.view(2 * H, hd, C)
-        w_qk = (w_qk - w_qk.mean(dim=1, keepdim=True)).view(2 * C, C)  # per-head centred rows
+        w_qk = (w_qk - w_qk.mean(dim=1, keepdim=True))[:, self.pairs].reshape(2 * C, C)  # centred, pair order
         c = F.linear(x, w_qk).view(B, T, 2 * H, hd)  # (B, T, 2H, hd), centred over hd
         v = F.linear(x, w_v).view(B, T, H, hd)  # (B, T, H, hd)
-        gain = torch.cat((self.q_norm.weight, self.k_norm.weight))  # (2H, hd)
-        qk = _QKNormRope.apply(c, gain, cos2[:T], sin2[:T], self.eps)  # (B, T, 2H, hd)
+        gain = torch.cat((self.q_norm.weight, self.k_norm.weight))[:, self.pairs]  # (2H, hd), pair order
+        qk = _QKNormRope.apply(c, gain, rope[:T], self.eps)  # (B, T, 2H, hd)
         q, k = (t.transpose(1, 2) for t in qk.split(H, dim=2))  # (B, H, T, hd) each
         # (split before the transpose: the gradient comes back as one contiguous cat)
         y = F.scaled_dot_product_attention(q, k, v.transpose(1, 2), is_causal=True)  # (B, H, T, hd)
@@ -246,8 +266,8 @@ class Block(nn.Module):
         self.mlp_norm = GainLayerNorm(cfg.d_model, cfg.norm_eps)
         self.mlp = SwiGLU(cfg)
 
-    def forward(self, x: torch.Tensor, cos2: torch.Tensor, sin2: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), cos2, sin2)  # (B, T, C)
+    def forward(self, x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), rope)  # (B, T, C)
         return x + self.mlp(self.mlp_norm(x))  # (B, T, C)
 
 
@@ -275,13 +295,9 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.final_norm = GainLayerNorm(config.d_model, config.norm_eps)
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        # rotary tables, built once: (T, hd/2) each, and the full-width (T, 1, hd) forms
-        # cat(cos, cos) and cat(-sin, sin) that the attention uses
+        # rotary tables, built once: cosines and sines side by side, (T, 1, hd/2, 2)
         cos, sin = rotary_tables(config.seq_len, config.head_dim, config.rope_base)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
-        self.register_buffer("rope_cos2", torch.cat((cos, cos), -1).unsqueeze(1), persistent=False)
-        self.register_buffer("rope_sin2", torch.cat((-sin, sin), -1).unsqueeze(1), persistent=False)
+        self.register_buffer("rope", torch.stack((cos, sin), dim=-1).unsqueeze(1), persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -306,7 +322,7 @@ class GPT(nn.Module):
             raise ValueError(f"sequence length {T} exceeds the model's seq_len {self.config.seq_len}")
         x = self.embed(idx)  # (B, T, C)
         for block in self.blocks:
-            x = block(x, self.rope_cos2, self.rope_sin2)  # (B, T, C)
+            x = block(x, self.rope)  # (B, T, C)
         return self.head(self.final_norm(x))  # (B, T, V)
 
 
