@@ -607,3 +607,50 @@ def task_table(df: pd.DataFrame, loss: str = "loss_en", prefix: str = "err_",
             df[loss].astype(float), method="spearman")})
     table.index = [t.removeprefix(prefix) for t in table.index]
     return table
+
+
+def flop_conventions(tb: testbeds.Testbed, multiplier: float = 20) -> pd.DataFrame:
+    """Per shape (smallest first): the compute of its run at ``multiplier`` under each convention
+    of :func:`scaling_lib.counting.training_flops`, as a fraction of ``6ND``.
+
+    Examples
+    --------
+    >>> t = flop_conventions(testbeds.cpu_tiny())
+    >>> list(t.columns), bool(t["6ND"].eq(1).all())
+    (['6ND', '6N_ne_D', 'with_attention'], True)
+    >>> bool(t["6N_ne_D"].is_monotonic_increasing)
+    True
+    """
+    rows = {}
+    for s in tb.shapes:
+        shape = tb.gpt_config(s).shape()
+        d = tb.tokens(testbeds.RunSpec(s.name, multiplier))
+        c = {conv: counting.training_flops(shape, d, convention=conv)
+             for conv in ("6ND", "6N_ne_D", "with_attention")}
+        rows[s.name] = {k: v / c["6ND"] for k, v in c.items()}
+    return pd.DataFrame(rows).T
+
+
+def bpb_check(df: pd.DataFrame, stats: Mapping, domains, seed: int = 0) -> pd.DataFrame:
+    """Per domain, over the runs of one seed: the largest relative difference between the
+    recorded bits per byte and the loss converted with the corpus statistics' bytes per token
+    (which the statistics file rounds to six decimals), and the slope of bits per byte against
+    ``log2`` of compute (NaN with fewer than two runs).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"seed": 0, "flops": [1.0, 2.0], "loss_en": [2.0, 1.0]})
+    >>> df["bpb_en"] = df["loss_en"] / np.log(2) / 2.0
+    >>> bpb_check(df, {"splits": {"val_en": {"bytes_per_token": 2.0}}}, ["en"]).round(3).to_dict("index")
+    {'en': {'max rel. diff': 0.0, 'bpb per doubling': -0.721}}
+    """
+    one = df[df["seed"] == seed]
+    rows = {}
+    for dom in domains:
+        bpt = stats["splits"][f"val_{dom}"]["bytes_per_token"]
+        mine = one[f"loss_{dom}"] / np.log(2) / bpt
+        slope = (np.polyfit(np.log2(one["flops"].astype(float)), one[f"bpb_{dom}"].astype(float), 1)[0]
+                 if len(one) >= 2 else float("nan"))
+        rel = ((mine - one[f"bpb_{dom}"]) / one[f"bpb_{dom}"]).abs().max()
+        rows[dom] = {"max rel. diff": float(rel), "bpb per doubling": slope}
+    return pd.DataFrame(rows).T
