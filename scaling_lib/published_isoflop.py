@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from scaling_lib import compute_optimal as co
+from scaling_lib.published import PORIAN_EXPONENTS
 
 __all__ = [
     "EPOCH_ENV", "EPOCH_FILE", "PORIAN_CATEGORIES", "PORIAN_ENV", "PORIAN_FILE", "PORIAN_PUBLISHED_A",
@@ -60,16 +61,10 @@ PORIAN_CATEGORIES = {
 CONFIG_COLUMNS = ("source", "dataset", "hparams", "warmup", "decay", "param_count", "loss_split", "experiment")
 """The columns that name one experiment configuration (one IsoFLOP study)."""
 
-PORIAN_PUBLISHED_A = {
-    ("Reproducing Kaplan et al.", "rw"): 0.835,
-    ("Counting last layer FLOPs", "rw"): 0.706,
-    ("Correcting warmup", "rw"): 0.602,
-    ("Cosine decay", "rw"): 0.571,
-    ("Optimizer tuning (no decay)", "rw"): 0.497,
-}
+PORIAN_PUBLISHED_A = {(p.experiment, "rw"): p.a for p in PORIAN_EXPONENTS}
 """Porian et al. (2024), Figure 1: the exponent ``a`` on RefinedWeb for their five
-steps, keyed by (experiment, dataset) as in ``isoflop_points.csv``. Published values, cited for
-comparison; the OpenWebText2 values of their table are not recorded here."""
+steps (:data:`scaling_lib.published.PORIAN_EXPONENTS`), keyed by (experiment, dataset) as in
+``isoflop_points.csv``. Published values, cited for comparison."""
 
 _REPO_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "testbeds"
 

@@ -306,7 +306,7 @@ def test_optimal_lr_mixed_sizes_error():
 
 def test_published_exponents_table():
     t = co.published_exponents()
-    assert list(t["step"]) == ["kaplan_reproduction", "count_head", "fix_warmup", "tuned"]
+    assert list(t["step"]) == ["kaplan_reproduction", "count_head", "fix_warmup", "cosine_decay", "tuned"]
     assert (np.diff(t["a"]) < 0).all() and set(t["source"]) == {"porian2024resolving"}
 
 
